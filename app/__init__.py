@@ -1,0 +1,1 @@
+"""Tokentrail: links AI spend to the pull requests it served."""

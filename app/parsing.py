@@ -1,0 +1,138 @@
+"""Small, forgiving readers shared by the source parsers: numbers that may be strings, timestamps in the shapes
+sources really send, JSON-or-NDJSON bodies. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from app.records import PayloadError
+
+
+def to_int(value: Any) -> int:
+    """A token count: int, float or numeric string (OTLP sends 64-bit ints as strings). Missing is 0.
+
+    Raises ValueError on negative or unreadable values so that the record is rejected with a reason.
+    """
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"expected a count, got {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"expected a whole count, got {value!r}")
+        number = int(value)
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a count, got {value!r}") from None
+    else:
+        raise ValueError(f"expected a count, got {value!r}")
+    if number < 0:
+        raise ValueError(f"a count cannot be negative ({number})")
+    return number
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A money amount from a number or a decimal string; None when absent. Negative or non-finite is an error."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected an amount, got {value!r}")
+    try:
+        # str() first: Decimal(0.1) would carry the float's binary noise.
+        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"expected an amount, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"invalid amount {value!r}")
+    return amount
+
+
+def to_datetime(value: Any) -> datetime:
+    """RFC 3339 / ISO 8601 strings (naive ones are UTC), epoch seconds, milliseconds or nanoseconds."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected a timestamp, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return to_datetime(float(text) if "." in text else int(text))
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"unreadable timestamp {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        seconds = float(value)
+        # Pick the unit by magnitude: seconds (~1.7e9), milliseconds (~1.7e12), microseconds, nanoseconds.
+        for divisor in (1, 1e3, 1e6, 1e9):
+            if seconds / divisor < 1e11:
+                seconds /= divisor
+                break
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"timestamp out of range {value!r}") from None
+    raise ValueError(f"expected a timestamp, got {value!r}")
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PayloadError(f"body is not valid JSON: {error}") from None
+
+
+def iter_json_lines(body: bytes) -> Iterator[tuple[int, Any | ValueError]]:
+    """(index, value) for each non-blank line; a line that is not JSON yields a ValueError as its value,
+    so the caller can reject that line by index and keep the rest."""
+    index = 0
+    for raw in body.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            yield index, json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            yield index, ValueError(f"line is not valid JSON: {error.msg}")
+        index += 1
+
+
+def load_items(body: bytes, *, ndjson: bool) -> list[Any]:
+    """A batch body as a list of items: a JSON array, {"records": [...]}/{"batch": [...]}/{"data": [...]}, one
+    object, or NDJSON. A bad NDJSON line becomes a ValueError item so it can be rejected by index."""
+    if not body.strip():
+        raise PayloadError("body is empty")
+    if ndjson:
+        return [value for _, value in iter_json_lines(body)]
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        # Several objects one per line without the NDJSON content type: read it as NDJSON anyway.
+        if body.lstrip()[:1] == b"{" and isinstance(error, json.JSONDecodeError) and error.msg == "Extra data":
+            return [value for _, value in iter_json_lines(body)]
+        raise PayloadError(f"body is not valid JSON: {error}") from None
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        for key in ("records", "batch", "data", "logs"):
+            if isinstance(data.get(key), list):
+                return list(data[key])
+        return [data]
+    raise PayloadError("expected a JSON array, an object, or NDJSON")
+
+
+def dig(data: Any, *path: str) -> Any:
+    """data[path[0]][path[1]]… or None when any step is missing or not a mapping."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
