@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 _OWNER_NAME = r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100}?)"
@@ -23,8 +24,14 @@ _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
 def normalize_repo(value: Any) -> str | None:
     """`owner/name`, lower-cased, from owner/name or an https/ssh git URL (github.com or Enterprise)."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 500:
         return None
+    return _normalize_repo_text(value)
+
+
+# A batch names the same few repositories thousands of times: the regexes run once per distinct spelling.
+@lru_cache(maxsize=4096)
+def _normalize_repo_text(value: str) -> str | None:
     text = value.strip()
     for pattern in _PATTERNS:
         if match := pattern.match(text):

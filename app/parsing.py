@@ -100,8 +100,10 @@ def iter_json_lines(body: bytes) -> Iterator[tuple[int, Any | ValueError]]:
             continue
         try:
             yield index, json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except json.JSONDecodeError as error:
             yield index, ValueError(f"line is not valid JSON: {error.msg}")
+        except UnicodeDecodeError:
+            yield index, ValueError("line is not valid UTF-8")
         index += 1
 
 

@@ -60,6 +60,12 @@ class ParsedBatch:
     # Items of the payload that carry no usage at all (a trace-create event, a user line of a transcript):
     # they are not errors, and counting them lets a caller see nothing was silently dropped.
     skipped: int = 0
+    # Payload index of each record, parallel to `records`, so later checks (tenancy) can reject by index too.
+    positions: list[int] = field(default_factory=list)
+
+    def add(self, index: int, record: UsageRecord) -> None:
+        self.records.append(record)
+        self.positions.append(index)
 
     def reject(self, index: int, error: str) -> None:
         self.rejected.append(Rejection(index=index, error=error))

@@ -1,0 +1,48 @@
+# Tokentrail development targets. Every target creates .venv and installs what it needs on a fresh machine.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: help
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(BIN)/.installed ## Create .venv and install Tokentrail with its development tools
+
+.PHONY: demo
+demo: install ## Run Tokentrail locally: SQLite, dry-run, on http://127.0.0.1:8000
+	TOKENTRAIL_DATABASE_URL=$${TOKENTRAIL_DATABASE_URL:-sqlite:///./tokentrail-demo.db} TOKENTRAIL_DRY_RUN=true \
+		$(BIN)/tokentrail serve --host 127.0.0.1 --port 8000
+
+.PHONY: format
+format: install ## Format the code
+	$(BIN)/ruff format app tests bench action migrations/env.py
+	$(BIN)/ruff check --fix app tests bench action
+
+.PHONY: lint
+lint: install ## ruff
+	$(BIN)/ruff check app tests bench action migrations/env.py
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict on app/
+	$(BIN)/mypy
+
+.PHONY: test
+test: install lint typecheck ## Lint, type-check and run every test (SQLite and PostgreSQL)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+.PHONY: migrate
+migrate: install ## Apply database migrations to TOKENTRAIL_DATABASE_URL
+	$(BIN)/tokentrail migrate
+
+.PHONY: bench
+bench: install ## Ingest benchmark on SQLite (see bench/)
+	$(BIN)/python bench/ingest.py

@@ -1,0 +1,128 @@
+"""Read API for the Action, the CLI and dashboards (DESIGN §9). Money is a decimal string."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy.orm import Session
+
+from app.deps import OwnerDep, SessionDep
+from app.models import Usage
+from app.money import from_nanousd, usd_str
+
+router = APIRouter(tags=["read"])
+U = Usage.__table__.c  # type: ignore[attr-defined]
+
+
+def authorize_repo(owner_param: str, repo_param: str, *, caller: str) -> str:
+    """`owner/name` lower-cased, when the caller's token belongs to that owner; 403 otherwise."""
+    owner = owner_param.lower()
+    if owner != caller:
+        raise HTTPException(status_code=403, detail=f"this token belongs to {caller}, not {owner}")
+    return f"{owner}/{repo_param.lower()}"
+
+
+def _money(nanousd: Any) -> str:
+    return usd_str(from_nanousd(int(nanousd or 0))) or "0"
+
+
+def _totals_columns() -> list[Any]:
+    return [
+        sa.func.count().label("records"),
+        sa.func.coalesce(sa.func.sum(U.cost_nanousd), 0).label("cost"),
+        sa.func.count().filter(U.cost_nanousd.is_(None)).label("unpriced"),
+        sa.func.coalesce(sa.func.sum(U.input_tokens), 0).label("input_tokens"),
+        sa.func.coalesce(sa.func.sum(U.cache_read_tokens), 0).label("cache_read_tokens"),
+        sa.func.coalesce(sa.func.sum(U.cache_write_tokens), 0).label("cache_write_tokens"),
+        sa.func.coalesce(sa.func.sum(U.output_tokens), 0).label("output_tokens"),
+        sa.func.coalesce(sa.func.sum(U.reasoning_tokens), 0).label("reasoning_tokens"),
+    ]
+
+
+def _tokens(row: Any) -> dict[str, int]:
+    return {
+        name: int(getattr(row, name))
+        for name in (
+            "input_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+        )
+    }
+
+
+def repo_usage(
+    session: Session,
+    *,
+    repo: str,
+    branch: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    conditions = [U.repo == repo]
+    if branch is not None:
+        conditions.append(U.branch == branch)
+    if since is not None:
+        conditions.append(U.timestamp >= since)
+    if until is not None:
+        conditions.append(U.timestamp < until)
+    where = sa.and_(*conditions)
+    total = session.execute(sa.select(*_totals_columns()).where(where)).one()
+    by_branch = session.execute(
+        sa.select(U.branch, U.pr_number, *_totals_columns())
+        .where(where)
+        .group_by(U.branch, U.pr_number)
+        .order_by(sa.desc("cost"), U.branch)
+    ).all()
+    by_model = session.execute(
+        sa.select(U.model, U.provider, *_totals_columns())
+        .where(where)
+        .group_by(U.model, U.provider)
+        .order_by(sa.desc("cost"), U.model)
+    ).all()
+    return {
+        "repo": repo,
+        "cost_usd": _money(total.cost),
+        "records": int(total.records),
+        "unpriced_records": int(total.unpriced),
+        **_tokens(total),
+        "by_branch": [
+            {
+                "branch": row.branch,
+                "pr": row.pr_number,
+                "cost_usd": _money(row.cost),
+                "records": int(row.records),
+                "unpriced_records": int(row.unpriced),
+            }
+            for row in by_branch
+        ],
+        "by_model": [
+            {
+                "model": row.model,
+                "provider": row.provider,
+                "records": int(row.records),
+                "unpriced_records": int(row.unpriced),
+                "cost_usd": _money(row.cost),
+                **_tokens(row),
+            }
+            for row in by_model
+        ],
+    }
+
+
+@router.get("/v1/repos/{owner}/{repo}/usage", summary="Usage of a repository, matched to a PR or not")
+def get_repo_usage(
+    owner: str,
+    repo: str,
+    caller: OwnerDep,
+    session: SessionDep,
+    branch: str | None = Query(default=None, max_length=255),
+    since: datetime | None = Query(default=None, description="RFC 3339; inclusive"),
+    until: datetime | None = Query(default=None, description="RFC 3339; exclusive"),
+) -> dict[str, Any]:
+    full_name = authorize_repo(owner, repo, caller=caller)
+    return repo_usage(session, repo=full_name, branch=branch, since=since, until=until)

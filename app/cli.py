@@ -1,0 +1,98 @@
+"""The `tokentrail` command (DESIGN §9)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"tokentrail: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from app.db import migrate
+
+    settings = _settings()
+    migrate(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.db import migrate
+    from app.main import create_app
+
+    settings = _settings()
+    migrate(settings.database_url)
+    mode = "dry-run (nothing is sent to GitHub)" if settings.is_dry_run else "GitHub App"
+    print(f"tokentrail: serving on http://{args.host}:{args.port} · database {_redact(settings.database_url)} · {mode}")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
+    from app.tokens import create_token
+
+    settings = _settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            token = create_token(session, owner=args.owner, name=args.name or "")
+    except ValueError as error:
+        print(f"tokentrail: {error}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"Created a token for {args.owner.lower()}. Keep it secret: it is shown only once.", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokentrail", description="Links AI spend to pull requests.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="migrate, then run the API (and the worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="create a token; prints it alone on the last line")
+    create.add_argument("--owner", required=True, help="GitHub login (user or organisation) the token acts for")
+    create.add_argument("--name", help="a label to recognise the token by")
+    create.set_defaults(func=cmd_token_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

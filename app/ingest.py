@@ -1,0 +1,208 @@
+"""Ingest API: `POST /v1/usage` and `POST /v1/ingest/{source}`. Read the body within limits, parse it with the
+source's pure parser, check tenancy, price, and store — committed before the response says "accepted"."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app import store
+from app.attribution import Attribution, attribution_from_headers
+from app.deps import OwnerDep, SessionFactoryDep, SettingsDep
+from app.records import ParsedBatch, PayloadError, Rejection, UsageRecord
+from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+
+router = APIRouter(tags=["ingest"])
+
+Parser = Callable[..., ParsedBatch]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes (never read whole first).
+
+    gzip/deflate bodies (OTLP exporters compress) are inflated with the same limit on the inflated size.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in {"gzip", "deflate"}:
+        body = _inflate(body, gzip_format=encoding == "gzip", limit=limit)
+    elif encoding not in {"", "identity"}:
+        raise HTTPException(status_code=415, detail=f"unsupported content-encoding {encoding!r}")
+    return body
+
+
+def _inflate(body: bytes, *, gzip_format: bool, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=31 if gzip_format else 15)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except (zlib.error, gzip.BadGzipFile):
+        raise HTTPException(status_code=400, detail="body is not valid compressed data") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise HTTPException(status_code=413, detail=f"inflated body is larger than {limit} bytes")
+    return data
+
+
+def _is_ndjson(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").lower()
+    return any(kind in content_type for kind in ("ndjson", "jsonl", "json-seq", "jsonlines"))
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "rejected": [{"index": r.index, "error": r.error} for r in sorted(self.rejected, key=lambda r: r.index)],
+        }
+
+
+def check_tenancy(
+    batch: ParsedBatch, *, owner: str, fallback: Attribution
+) -> tuple[list[UsageRecord], list[Rejection]]:
+    """Fill attribution from the request's headers, then keep only records of the caller's own repositories.
+
+    Client attribution is a claim, never an authorisation (DESIGN §2). A record that names no repository cannot
+    be attributed to any tenant, so it is refused with the way to fix it rather than stored where no one sees it.
+
+    """
+    kept: list[UsageRecord] = []
+    refused: list[Rejection] = []
+    positions = _record_positions(batch)
+    for position, record in zip(positions, batch.records, strict=True):
+        record = record.with_attribution(fallback)
+        repo_owner = record.attribution.owner
+        if repo_owner is None:
+            refused.append(Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header"))
+        elif repo_owner != owner:
+            refused.append(Rejection(position, f"repository {record.attribution.repo} does not belong to {owner}"))
+        else:
+            kept.append(record)
+    return kept, refused
+
+
+def _record_positions(batch: ParsedBatch) -> list[int]:
+    """The payload index of each parsed record (parsers record it with ParsedBatch.add)."""
+    if len(batch.positions) == len(batch.records):
+        return batch.positions
+    # A parser that appended records directly: number them after the rejected indexes, in order.
+    taken = {r.index for r in batch.rejected}
+    positions: list[int] = []
+    candidate = 0
+    for _ in batch.records:
+        while candidate in taken:
+            candidate += 1
+        positions.append(candidate)
+        candidate += 1
+    return positions
+
+
+def ingest(
+    body: bytes,
+    *,
+    parser: Parser,
+    ndjson: bool,
+    owner: str,
+    fallback: Attribution,
+    factory: Any,
+    max_records: int,
+) -> IngestResult:
+    """Parse, check, price and store one batch (runs in a worker thread: it blocks on the database)."""
+    try:
+        batch = parser(body, ndjson=ndjson)
+    except PayloadError as error:
+        raise HTTPException(status_code=400, detail=str(error)) from None
+    total = len(batch.records) + len(batch.rejected) + batch.skipped
+    if total > max_records:
+        raise HTTPException(status_code=413, detail=f"batch has {total} records; the limit is {max_records}")
+    records, refused = check_tenancy(batch, owner=owner, fallback=fallback)
+    written = store.store_usage(factory, records=records, owner=owner)
+    return IngestResult(
+        accepted=written.accepted,
+        duplicates=written.duplicates,
+        skipped=batch.skipped,
+        rejected=[*batch.rejected, *refused],
+    )
+
+
+async def _handle(request: Request, parser: Parser, *, owner: str, factory: Any, settings: Any) -> JSONResponse:
+    body = await read_body(request, limit=settings.max_body_bytes)
+    result = await run_in_threadpool(
+        ingest,
+        body,
+        parser=parser,
+        ndjson=_is_ndjson(request),
+        owner=owner,
+        fallback=attribution_from_headers(request.headers),
+        factory=factory,
+        max_records=settings.max_batch_records,
+    )
+    payload = result.as_json()
+    if result.rejected and result.accepted == 0 and result.duplicates == 0 and result.skipped == 0:
+        payload["detail"] = "no record of the batch could be accepted"
+        return JSONResponse(payload, status_code=422)
+    return JSONResponse(payload)
+
+
+# One route per source keeps each visible in the OpenAPI schema with its own summary.
+SOURCE_ROUTES: dict[str, tuple[Parser, str]] = {
+    "/v1/usage": (canonical.parse, 'Canonical usage records (JSON array, {"records": [...]}, or NDJSON)'),
+    "/v1/ingest/litellm": (litellm.parse, "LiteLLM generic_api callback body or /spend/logs rows"),
+    "/v1/ingest/otlp/v1/logs": (otlp.parse_logs, "OTLP/HTTP JSON logs (Claude Code api_request events)"),
+    "/v1/ingest/otlp/v1/traces": (otlp.parse_traces, "OTLP/HTTP JSON traces (GenAI spans)"),
+    "/v1/ingest/claude-code": (claude_code.parse, "Claude Code transcript JSONL lines"),
+    "/v1/ingest/codex": (codex.parse, "Codex rollout JSONL"),
+    "/v1/ingest/langfuse": (langfuse.parse, "Langfuse observations (a v2 API page or an array)"),
+    "/v1/ingest/portkey": (portkey.parse, "Portkey log export rows or gateway log bodies"),
+    "/v1/ingest/helicone": (helicone.parse, "Helicone query-API rows"),
+}
+
+
+def _make_endpoint(parser: Parser) -> Callable[..., Any]:
+    async def endpoint(
+        request: Request, owner: OwnerDep, factory: SessionFactoryDep, settings: SettingsDep
+    ) -> JSONResponse:
+        return await _handle(request, parser, owner=owner, factory=factory, settings=settings)
+
+    return endpoint
+
+
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Batch stored: counts, and the bad records by index"},
+    400: {"description": "Body is not readable"},
+    401: {"description": "Missing or invalid token"},
+    413: {"description": "Body over 10 MB or batch over 10,000 records"},
+    422: {"description": "No record of the batch could be accepted"},
+}
+
+for _path, (_parser, _summary) in SOURCE_ROUTES.items():
+    router.add_api_route(
+        _path, _make_endpoint(_parser), methods=["POST"], summary=_summary, responses=_INGEST_RESPONSES
+    )

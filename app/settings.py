@@ -1,0 +1,94 @@
+"""Settings from TOKENTRAIL_* environment variables (DESIGN §9). Nothing is read at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GITHUB_ACTIONS_JWKS_URL = "https://token.actions.githubusercontent.com/.well-known/jwks"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENTRAIL_", extra="ignore")
+
+    database_url: str = "sqlite:///./tokentrail.db"
+    github_app_id: int | None = None
+    github_private_key: SecretStr | None = None
+    github_private_key_path: Path | None = None
+    github_webhook_secret: SecretStr | None = None
+    github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")
+    # None means "decide from the credentials": dry-run unless a GitHub App is configured.
+    dry_run: bool | None = None
+    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    comment_debounce_seconds: float = Field(default=10, ge=0)
+    late_usage_grace_seconds: int = Field(default=900, ge=0)
+    oidc_jwks_url: AnyHttpUrl = AnyHttpUrl(GITHUB_ACTIONS_JWKS_URL)
+    oidc_audience: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # Limits that protect the ingest path (DESIGN §9: bodies over 10 MB or batches over 10,000 records get 413).
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_batch_records: int = Field(default=10_000, gt=0)
+    run_worker: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// SQLAlchemy URL")
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            # psycopg 3 is the driver we ship; SQLAlchemy would otherwise look for psycopg2.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @model_validator(mode="after")
+    def _private_key_readable(self) -> Settings:
+        if self.github_private_key is None and self.github_private_key_path is not None:
+            try:
+                pem = self.github_private_key_path.read_text()
+            except OSError as error:
+                raise ValueError(f"TOKENTRAIL_GITHUB_PRIVATE_KEY_PATH cannot be read: {error}") from None
+            self.github_private_key = SecretStr(pem)
+        if self.github_private_key is not None and "PRIVATE KEY" not in self.github_private_key.get_secret_value():
+            raise ValueError("TOKENTRAIL_GITHUB_PRIVATE_KEY is not a PEM private key")
+        return self
+
+    @property
+    def has_app_credentials(self) -> bool:
+        return self.github_app_id is not None and self.github_private_key is not None
+
+    @property
+    def is_dry_run(self) -> bool:
+        return not self.has_app_credentials if self.dry_run is None else self.dry_run
+
+    @property
+    def audience(self) -> str:
+        return self.oidc_audience or str(self.public_url).rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class SettingsError(RuntimeError):
+    """Bad environment: the message names each variable and what is wrong with it."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = "TOKENTRAIL_" + "_".join(str(part) for part in problem["loc"]).upper()
+            lines.append(f"  {name or 'TOKENTRAIL_*'}: {problem['msg']}")
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,249 @@
+"""Langfuse: observations from the public API (`{"data": [...], "meta": {...}}` or a plain array), and the
+ingestion batch LiteLLM's Langfuse logger posts (`{"batch": [{"type": "generation-create", "body":
+{...}}]}`).
+
+Only generations (and embeddings, which Langfuse also prices) carry usage; spans, events, traces and scores
+are counted as skipped.
+
+Token semantics: Langfuse's usage types are *disjoint* buckets. When a client ingests an OpenAI-shaped
+usage, the Langfuse server subtracts every `prompt_tokens_details` entry from `input` (storing e.g.
+`input_cached_tokens`) and every `completion_tokens_details` entry from `output` (e.g.
+`output_reasoning_tokens`); its price table then prices each bucket on its own. So `usageDetails.input` is
+the *non-cached* input, and reasoning stored apart is added back to output (our output includes reasoning).
+Not every client follows the convention (LiteLLM subtracts only cache reads from `input`, older releases
+nothing), so when an ingested `total` is smaller than the sum of the buckets the excess is treated as cache
+tokens counted twice inside `input` (see `_tokens`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from app.attribution import VCS_HEADERS, Attribution
+from app.parsing import dig, load_items, to_datetime, to_decimal, to_int
+from app.records import ParsedBatch, UsageRecord
+
+SOURCE = "langfuse"
+_FIELDS = ("repo", "branch", "commit", "pr")
+_VCS_TAGS = {header: field for field, header in VCS_HEADERS.items()}
+_USAGE_TYPES = {"GENERATION", "EMBEDDING"}
+# Ingestion events whose body is an observation (an update completes the create of the same id).
+_OBSERVATION_EVENTS = {"generation-create", "generation-update", "observation-create", "observation-update"}
+# Names clients use for the same buckets (Langfuse's own, OpenAI-derived, Anthropic-derived).
+_CACHE_READ_KEYS = ("cache_read_input_tokens", "input_cached_tokens", "input_cache_read", "cached_tokens")
+_CACHE_WRITE_KEYS = ("cache_creation_input_tokens", "input_cache_creation", "input_cache_write")
+_REASONING_KEYS = ("output_reasoning_tokens", "output_reasoning", "reasoning", "reasoning_tokens")
+
+
+def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
+    batch = ParsedBatch()
+    observations: list[tuple[int, dict[str, Any]]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for index, item in enumerate(load_items(body, ndjson=ndjson)):
+        if isinstance(item, ValueError):  # an NDJSON line that is not JSON
+            batch.reject(index, str(item))
+        elif not isinstance(item, dict):
+            batch.reject(index, "item is not a JSON object")
+        elif isinstance(item.get("body"), dict) and isinstance(item.get("type"), str):
+            # An ingestion event: only generation bodies are observations with usage.
+            observation = item["body"]
+            if item["type"] not in _OBSERVATION_EVENTS or not _carries_usage(observation):
+                batch.skipped += 1
+            elif (key := _text(observation.get("id"))) is None:
+                batch.reject(index, "missing id in event body")
+            elif key in by_id:
+                # A generation-update completes the generation-create of the same id seen earlier.
+                by_id[key].update({k: v for k, v in observation.items() if v is not None})
+                batch.skipped += 1
+            else:
+                by_id[key] = dict(observation)
+                observations.append((index, by_id[key]))
+        elif not _carries_usage(item):
+            batch.skipped += 1
+        else:
+            observations.append((index, item))
+    for index, observation in observations:
+        try:
+            record = _record(observation)
+        except ValueError as error:
+            batch.reject(index, str(error))
+            continue
+        if record is None:
+            batch.skipped += 1
+        else:
+            batch.add(index, record)
+    return batch
+
+
+def _carries_usage(observation: dict[str, Any]) -> bool:
+    # An observation without a type (a hand-built array) is taken for a generation.
+    return str(observation.get("type") or "GENERATION").upper() in _USAGE_TYPES
+
+
+def _record(item: dict[str, Any]) -> UsageRecord | None:
+    record_id = _text(item.get("id"))
+    if record_id is None:
+        raise ValueError("missing id")
+    model = _text(item.get("model"))
+    if model is None:
+        raise ValueError("missing model")
+    timestamp = _timestamp(item.get("startTime"), "startTime")
+    input_tokens, cache_read, cache_write, output, reasoning = _tokens(item)
+    cost = _cost(item)
+    if input_tokens + cache_read + cache_write + output == 0 and not cost:
+        return None  # a generation without usage (an error, or a call not yet completed)
+
+    metadata = _as_dict(item.get("metadata"))
+    # LiteLLM forwards its spend-logs metadata (from x-litellm-spend-logs-metadata) inside the metadata.
+    spend_meta = _as_dict(metadata.get("spend_logs_metadata")) or _as_dict(
+        dig(metadata, "requester_metadata", "spend_logs_metadata")
+    )
+    tags = [*_as_list(metadata.get("tags")), *_as_list(item.get("tags"))]
+    tag_values = _tag_values(tags)
+    attribution = (
+        _attribution(metadata)
+        .filled_from(_attribution(spend_meta))
+        .filled_from(_attribution({f: tag_values.get(f) for f in _FIELDS}))
+        .filled_from(_attribution({f: tag_values.get(h) for h, f in _VCS_TAGS.items()}))
+    )
+    provider = _first_text(metadata.get("provider"), metadata.get("custom_llm_provider"))
+    return UsageRecord(
+        id=record_id,
+        source=SOURCE,
+        timestamp=timestamp,
+        model=model,
+        provider=provider.lower() if provider else None,
+        input_tokens=input_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        output_tokens=output,
+        reasoning_tokens=reasoning,
+        cost_usd=cost,
+        attribution=attribution,
+        actor=_first_text(
+            metadata.get("user_api_key_user_email"),
+            metadata.get("user_api_key_user_id"),
+            metadata.get("user_id"),
+            item.get("userId"),
+        ),
+        agent=_first_text(metadata.get("agent"), spend_meta.get("agent"), tag_values.get("agent")),
+        session_id=_first_text(metadata.get("session_id"), metadata.get("sessionId"), item.get("sessionId")),
+    )
+
+
+def _tokens(item: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """(non-cached input, cache read, cache write, output, reasoning)."""
+    details = _as_dict(item.get("usageDetails"))
+    if details:
+        input_tokens = _count(details, "input")
+        output = _count(details, "output")
+        cache_read = max(_count(details, key) for key in _CACHE_READ_KEYS)
+        cache_write = max(_count(details, key) for key in _CACHE_WRITE_KEYS)
+        reasoning = max(_count(details, key) for key in _REASONING_KEYS)
+        output += reasoning  # a separate bucket in Langfuse, part of output for us
+        total = _count(details, "total")
+        overlap = input_tokens + cache_read + cache_write + output - total if total else 0
+        if overlap > 0:
+            # Something is counted twice. First suspect: `input` still holds the cache tokens reported
+            # apart; then: `output` already held the reasoning reported apart.
+            in_input = min(overlap, cache_read + cache_write, input_tokens)
+            input_tokens -= in_input
+            output -= min(overlap - in_input, reasoning)
+        return input_tokens, cache_read, cache_write, output, reasoning
+    # Legacy usage: {input, output} or OpenAI-style names, on the observation or in `usage`. No cache detail.
+    usage = _as_dict(item.get("usage"))
+    for source in (usage, item):
+        for input_key, output_key in (("input", "output"), ("promptTokens", "completionTokens")):
+            if source.get(input_key) is not None or source.get(output_key) is not None:
+                return _count(source, input_key), 0, 0, _count(source, output_key), 0
+    return 0, 0, 0, 0, 0
+
+
+def _cost(item: dict[str, Any]) -> Decimal | None:
+    cost_details = _as_dict(item.get("costDetails"))
+    candidates: list[tuple[str, Any]] = [
+        ("costDetails.total", cost_details.get("total")),
+        ("calculatedTotalCost", item.get("calculatedTotalCost")),
+        ("totalCost", item.get("totalCost")),
+        ("usage.totalCost", dig(item, "usage", "totalCost")),
+    ]
+    for name, value in candidates:
+        try:
+            amount = to_decimal(value)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+        if amount is not None:
+            return amount
+    if cost_details:  # per-bucket costs without a total
+        try:
+            amounts = [to_decimal(value) for value in cost_details.values()]
+        except ValueError as error:
+            raise ValueError(f"costDetails: {error}") from None
+        return sum((amount for amount in amounts if amount is not None), Decimal(0))
+    return None
+
+
+def _tag_values(tags: list[Any]) -> dict[str, str]:
+    """`repo:acme/x`, `agent:aider`, `x-vcs-ref-head-name: main` → {key: value}; first of a key wins."""
+    found: dict[str, str] = {}
+    for tag in tags:
+        if not isinstance(tag, str) or ":" not in tag:
+            continue
+        key, _, value = tag.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if value and key not in found and (key in _FIELDS or key == "agent" or key in _VCS_TAGS):
+            found[key] = value
+    return found
+
+
+def _attribution(data: dict[str, Any]) -> Attribution:
+    return Attribution.parse(**{field: data.get(field) for field in _FIELDS})
+
+
+def _count(data: Any, *path: str) -> int:
+    try:
+        return to_int(dig(data, *path))
+    except ValueError as error:
+        raise ValueError(f"usage {'.'.join(path)}: {error}") from None
+
+
+def _timestamp(value: Any, field: str) -> datetime:
+    if value is None or value == "":
+        raise ValueError(f"missing {field}")
+    try:
+        return to_datetime(value).astimezone(UTC)
+    except ValueError as error:
+        raise ValueError(f"{field}: {error}") from None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _first_text(*values: Any) -> str | None:
+    return next((text for value in values if (text := _text(value)) is not None), None)

@@ -1,0 +1,262 @@
+"""Ingest benchmark: canonical records over HTTP into a real server, against the database's own ceiling.
+
+    python bench/ingest.py [--records 200000] [--batch 1000] [--database-url postgresql+psycopg://…/postgres]
+
+It generates realistic records (many branches, models and authors), starts `tokentrail serve` on a fresh
+database, posts them in batches over HTTP, and in the same run measures the raw ceiling: `sqlite3.executemany`
+of the same rows into an identical table in one transaction, or `COPY` on PostgreSQL. The last line is
+`ingest: <R> records/s over HTTP; raw ceiling <C> rows/s; ratio <R/C>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.db import create_db_engine, make_sessionmaker, migrate, session_scope  # noqa: E402
+from app.tokens import create_token  # noqa: E402
+
+MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("anthropic", "claude-opus-4-1"),
+    ("openai", "gpt-5"),
+    ("openai", "gpt-5-mini"),
+    ("google", "gemini-2.5-pro"),
+]
+AGENTS = ["claude-code", "codex", "litellm-agent"]
+
+
+def generate(count: int, *, seed: int = 1) -> list[dict[str, object]]:
+    rng = random.Random(seed)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    repos = [f"acme/service-{i}" for i in range(20)]
+    records = []
+    for index in range(count):
+        provider, model = rng.choice(MODELS)
+        repo = rng.choice(repos)
+        records.append(
+            {
+                "id": f"bench-{index}",
+                "timestamp": (start + timedelta(seconds=index * 7 + rng.randint(0, 6))).isoformat(),
+                "provider": provider,
+                "model": model,
+                "input_tokens": rng.randint(50, 8_000),
+                "cache_read_tokens": rng.randint(0, 60_000),
+                "cache_write_tokens": rng.choice([0, 0, 0, rng.randint(100, 5_000)]),
+                "output_tokens": rng.randint(20, 3_000),
+                "reasoning_tokens": 0,
+                "repo": repo,
+                "branch": f"feat/task-{rng.randint(1, 2_000)}",
+                "commit": f"{rng.getrandbits(160):040x}",
+                "actor": f"dev{rng.randint(1, 300)}@acme.test",
+                "agent": rng.choice(AGENTS),
+                "session_id": f"s-{index // 400}",
+            }
+        )
+    return records
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(database_url: str, log: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "TOKENTRAIL_DATABASE_URL": database_url, "TOKENTRAIL_RUN_WORKER": "false"}
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError(log.read_text())
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def post_all(url: str, token: str, records: list[dict[str, object]], *, batch: int, clients: int) -> float:
+    bodies = [json.dumps(records[i : i + batch]).encode() for i in range(0, len(records), batch)]
+    headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+
+    def send(body: bytes) -> int:
+        with httpx.Client(timeout=120) as client:
+            response = client.post(f"{url}/v1/usage", content=body, headers=headers)
+            response.raise_for_status()
+            accepted: int = response.json()["accepted"]
+            return accepted
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        accepted = sum(pool.map(send, bodies))
+    elapsed = time.perf_counter() - started
+    if accepted != len(records):
+        raise RuntimeError(f"accepted {accepted} of {len(records)}")
+    return len(records) / elapsed
+
+
+def ceiling_rows(records: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    now = datetime.now(tz=UTC).isoformat()
+    return [
+        (
+            "api",
+            r["id"],
+            r["timestamp"],
+            r["provider"],
+            r["model"],
+            r["input_tokens"],
+            r["cache_read_tokens"],
+            r["cache_write_tokens"],
+            r["output_tokens"],
+            r["reasoning_tokens"],
+            12345,
+            False,
+            "acme",
+            r["repo"],
+            r["branch"],
+            r["commit"],
+            None,
+            r["actor"],
+            r["agent"],
+            r["session_id"],
+            now,
+        )
+        for r in records
+    ]
+
+
+COLUMNS = (
+    "source, record_id, timestamp, provider, model, input_tokens, cache_read_tokens, cache_write_tokens, "
+    'output_tokens, reasoning_tokens, cost_nanousd, cost_reported, owner, repo, branch, "commit", pr, actor, '
+    "agent, session_id, received_at"
+)
+
+
+def sqlite_ceiling(records: list[dict[str, object]], folder: Path) -> float:
+    """executemany of the same rows into an identical (migrated) table, one transaction, same pragmas."""
+    path = folder / "ceiling.db"
+    migrate(f"sqlite:///{path}")
+    rows = ceiling_rows(records)
+    connection = sqlite3.connect(path)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=10000", "cache_size=-65536"):
+        connection.execute(f"PRAGMA {pragma}")
+    placeholders = ", ".join("?" * len(rows[0]))
+    started = time.perf_counter()
+    with connection:
+        connection.executemany(f"INSERT INTO usage ({COLUMNS}) VALUES ({placeholders})", rows)
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return len(rows) / elapsed
+
+
+def postgres_ceiling(records: list[dict[str, object]], url: str) -> float:
+    """COPY of the same rows into an identical (migrated) table."""
+    import psycopg
+
+    rows = ceiling_rows(records)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as connection:
+        started = time.perf_counter()
+        with connection.cursor() as cursor, cursor.copy(f"COPY usage ({COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        connection.commit()
+        elapsed = time.perf_counter() - started
+    return len(rows) / elapsed
+
+
+def make_token(database_url: str) -> str:
+    engine = create_db_engine(database_url)
+    with session_scope(make_sessionmaker(engine)) as session:
+        token = create_token(session, owner="acme", name="bench")
+    engine.dispose()
+    return token
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    name = f"tokentrail_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")
+    parser.add_argument("--database-url", help="a PostgreSQL URL (an admin database); default: a SQLite file")
+    args = parser.parse_args()
+
+    records = generate(args.records)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.database_url:
+            with (
+                postgres_database(args.database_url) as server_url,
+                postgres_database(args.database_url) as raw_url,
+            ):
+                migrate(server_url)
+                migrate(raw_url)
+                token = make_token(server_url)
+                with server(server_url, folder / "server.log") as url:
+                    rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
+                ceiling = postgres_ceiling(records, raw_url)
+            database = "postgresql"
+        else:
+            server_url = f"sqlite:///{folder / 'server.db'}"
+            migrate(server_url)
+            token = make_token(server_url)
+            with server(server_url, folder / "server.log") as url:
+                rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
+            ceiling = sqlite_ceiling(records, folder)
+            database = "sqlite"
+    print(f"database {database}; {args.records} records in batches of {args.batch}; {args.clients} clients")
+    print(f"ingest: {rate:,.0f} records/s over HTTP; raw ceiling {ceiling:,.0f} rows/s; ratio {rate / ceiling:.2f}")
+
+
+if __name__ == "__main__":
+    main()
