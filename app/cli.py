@@ -40,6 +40,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(_args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from app.db import create_db_engine, make_sessionmaker, migrate
+    from app.main import build_worker
+
+    settings = _settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    worker = build_worker(settings, make_sessionmaker(engine))
+    stop, wake = threading.Event(), threading.Event()
+
+    def _stop(_signum: int, _frame: object) -> None:
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    mode = "dry-run (nothing is sent to GitHub)" if settings.is_dry_run else "GitHub App"
+    print(f"tokentrail: worker running · database {_redact(settings.database_url)} · {mode}")
+    worker.run_forever(stop, wake)
+    engine.dispose()
+    return 0
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
     from app.tokens import create_token
@@ -75,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run only the worker (jobs: matching, comments, check runs)")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)

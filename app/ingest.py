@@ -164,6 +164,8 @@ async def _handle(request: Request, parser: Parser, *, owner: str, factory: Any,
         factory=factory,
         max_records=settings.max_batch_records,
     )
+    if result.accepted:
+        request.app.state.wake_worker()
     payload = result.as_json()
     if result.rejected and result.accepted == 0 and result.duplicates == 0 and result.skipped == 0:
         payload["detail"] = "no record of the batch could be accepted"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,18 +12,45 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app import api, ingest
+from app import api, ingest, pulls_api, webhooks
 from app.db import create_db_engine, make_sessionmaker
+from app.publish import Publisher
 from app.settings import Settings, get_settings
+from app.worker import Worker
+
+log = logging.getLogger("tokentrail")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def build_worker(settings: Settings, factory: Any) -> Worker:
+    github = None
+    if not settings.is_dry_run:
+        from app.github import GitHubApp
+
+        github = GitHubApp(settings)
+    return Worker(factory=factory, settings=settings, publisher=Publisher(settings=settings, github=github))
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_db_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    worker = build_worker(settings, factory)
+    stop, wake = threading.Event(), threading.Event()
+    in_process = settings.run_worker if run_worker is None else run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if in_process:
+            thread = threading.Thread(
+                target=worker.run_forever, args=(stop, wake), name="tokentrail-worker", daemon=True
+            )
+            thread.start()
         yield
+        stop.set()
+        wake.set()
+        if thread is not None:
+            thread.join(timeout=30)
         engine.dispose()
 
     app = FastAPI(
@@ -32,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.sessionmaker = factory
+    app.state.worker = worker
+    app.state.wake_worker = wake.set
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -45,5 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(ingest.router)
+    app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.include_router(pulls_api.router)
     return app

@@ -35,6 +35,7 @@ class Usage(SQLModel, table=True):
         sa.Index(None, "repo", "commit"),
         sa.Index(None, "repo", "timestamp"),
         sa.Index(None, "pr_repo", "pr_number"),
+        sa.Index(None, "repo", "matched_at"),
     )
 
     pk: int | None = Field(
@@ -66,6 +67,8 @@ class Usage(SQLModel, table=True):
     pr_repo: str | None = Field(default=None, sa_type=sa.String(200))
     pr_number: int | None = Field(default=None)
     match_rule: str | None = Field(default=None, sa_type=sa.String(16))
+    # None until the worker has matched the record once (DESIGN §5); the worker re-examines it on PR events.
+    matched_at: datetime | None = Field(default=None, sa_type=_utc())
 
 
 class IngestToken(SQLModel, table=True):
@@ -79,3 +82,141 @@ class IngestToken(SQLModel, table=True):
     token_hash: str = Field(sa_type=sa.String(64), unique=True)
     created_at: datetime = Field(sa_type=_utc())
     last_used_at: datetime | None = Field(default=None, sa_type=_utc())
+
+
+class Installation(SQLModel, table=True):
+    """A GitHub App installation on a user or organisation account."""
+
+    __tablename__ = "installations"
+
+    id: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    account_login: str = Field(sa_type=sa.String(100), index=True)
+    account_type: str = Field(default="Organization", sa_type=sa.String(32))
+    suspended: bool = Field(default=False)
+    deleted: bool = Field(default=False)
+    updated_at: datetime = Field(sa_type=_utc())
+
+
+class Repository(SQLModel, table=True):
+    __tablename__ = "repositories"
+
+    full_name: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    installation_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    default_branch: str = Field(default="main", sa_type=sa.String(255))
+    default_branch_sha: str | None = Field(default=None, sa_type=sa.String(40))
+    # The cached .github/tokentrail.yml of the default branch, refreshed when the default branch moves.
+    config_text: str | None = Field(default=None, sa_type=sa.Text)
+    config_sha: str | None = Field(default=None, sa_type=sa.String(40))
+    config_fetched: bool = Field(default=False)
+    removed: bool = Field(default=False)
+    updated_at: datetime = Field(sa_type=_utc())
+
+
+class PullRequest(SQLModel, table=True):
+    """What Tokentrail knows of a pull request: GitHub's facts plus what it rendered for it."""
+
+    __tablename__ = "pull_requests"
+    __table_args__ = (
+        sa.UniqueConstraint("repo", "number"),
+        sa.Index(None, "head_repo", "head_ref"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    title: str = Field(default="", sa_type=sa.Text)
+    author: str = Field(default="", sa_type=sa.String(100))
+    state: str = Field(default="open", sa_type=sa.String(16))  # open | closed
+    merged: bool = Field(default=False)
+    draft: bool = Field(default=False)
+    head_repo: str | None = Field(default=None, sa_type=sa.String(200))
+    head_ref: str = Field(default="", sa_type=sa.String(255))
+    head_sha: str = Field(default="", sa_type=sa.String(40))
+    base_ref: str = Field(default="", sa_type=sa.String(255))
+    additions: int = Field(default=0)
+    deletions: int = Field(default=0)
+    changed_files: int = Field(default=0)
+    labels: str = Field(default="[]", sa_type=sa.Text)  # JSON list of names
+    html_url: str = Field(default="", sa_type=sa.String(500))
+    created_at: datetime = Field(sa_type=_utc())
+    closed_at: datetime | None = Field(default=None, sa_type=_utc())
+    merged_at: datetime | None = Field(default=None, sa_type=_utc())
+    updated_at: datetime = Field(sa_type=_utc())
+    # What was last rendered, and what is on GitHub (comment and check run ids), so updates edit in place.
+    comment_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    comment_body: str | None = Field(default=None, sa_type=sa.Text)
+    comment_generated_at: datetime | None = Field(default=None, sa_type=_utc())
+    # Digest of the comment rendered without its timestamps: equal digests mean "nothing to edit".
+    comment_digest: str | None = Field(default=None, sa_type=sa.String(64))
+    check_run_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    check_run_sha: str | None = Field(default=None, sa_type=sa.String(40))
+    check_title: str | None = Field(default=None, sa_type=sa.Text)
+    check_summary: str | None = Field(default=None, sa_type=sa.Text)
+    check_conclusion: str | None = Field(default=None, sa_type=sa.String(16))
+
+
+class PullRequestCommit(SQLModel, table=True):
+    __tablename__ = "pull_request_commits"
+    __table_args__ = (sa.UniqueConstraint("repo", "number", "sha"), sa.Index(None, "repo", "sha"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    sha: str = Field(sa_type=sa.String(40))
+
+
+class Push(SQLModel, table=True):
+    """A head SHA a pull request was at, and when: the boundaries of "cost between pushes"."""
+
+    __tablename__ = "pushes"
+    __table_args__ = (sa.UniqueConstraint("repo", "number", "sha"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    sha: str = Field(sa_type=sa.String(40))
+    pushed_at: datetime = Field(sa_type=_utc())
+
+
+class Review(SQLModel, table=True):
+    __tablename__ = "reviews"
+    __table_args__ = (sa.UniqueConstraint("repo", "review_id"), sa.Index(None, "repo", "number"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    review_id: int = Field(sa_type=sa.BigInteger)
+    reviewer: str = Field(sa_type=sa.String(100))
+    state: str = Field(sa_type=sa.String(32))  # approved | changes_requested | commented | dismissed
+    submitted_at: datetime = Field(sa_type=_utc())
+
+
+class Delivery(SQLModel, table=True):
+    """A webhook delivery as received; unique on GitHub's delivery id so a redelivery is a no-op."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(sa_type=sa.String(100), unique=True)
+    event: str = Field(sa_type=sa.String(64))
+    action: str | None = Field(default=None, sa_type=sa.String(64))
+    payload: str = Field(sa_type=sa.Text)
+    received_at: datetime = Field(sa_type=_utc())
+
+
+class Job(SQLModel, table=True):
+    """The outbox: work for the worker, claimed with FOR UPDATE SKIP LOCKED on PostgreSQL."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index(None, "state", "run_after"), sa.Index(None, "kind", "key", "state"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_type=sa.String(32))  # webhook | match | refresh
+    key: str = Field(sa_type=sa.String(300))  # what it is about: a delivery id, a repository, a pull request
+    state: str = Field(default="queued", sa_type=sa.String(16))  # queued | running | done | failed
+    attempts: int = Field(default=0)
+    run_after: datetime = Field(sa_type=_utc())
+    locked_at: datetime | None = Field(default=None, sa_type=_utc())
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=_utc())
+    updated_at: datetime = Field(sa_type=_utc())

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import jobs
 from app.db import utcnow
 from app.models import Usage
 from app.money import to_nanousd
@@ -95,6 +96,11 @@ def store_usage(factory: sessionmaker[Session], *, records: list[UsageRecord], o
     with factory() as session, session.begin():
         statement = _upsert(session.get_bind().dialect.name)
         pks = tuple(pk for (pk,) in session.execute(statement, rows))
+        if pks:
+            # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch); the
+            # job is queued in the same transaction as the records, so neither can exist without the other.
+            for repo in sorted({row["repo"] for row in rows}):
+                jobs.enqueue(session, kind="match", key=repo)
     return Written(accepted=len(pks), duplicates=len(records) - len(pks), pks=pks)
 
 

@@ -1,0 +1,202 @@
+"""Gather one pull request's facts from the database for the pure `build_report` (STYLE: fetch, decide, act).
+
+Every figure is an aggregate over the (pr_repo, pr_number) index: the summary never scans all usage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from statistics import median
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.budget import ConfigResult, limits_with_overrides, parse_repo_config
+from app.db import as_utc, utcnow
+from app.money import from_nanousd
+from app.rematch import U
+from app.repo_state import PULLS, PUSHES, REPOSITORIES, REVIEWS, pull_labels
+from app.report import (
+    ActorSpend,
+    ModelSpend,
+    PrState,
+    PullRequestInfo,
+    Push,
+    ReportFacts,
+    ReviewInfo,
+    SpendPoint,
+    SpendTotals,
+)
+
+
+class PullNotFound(LookupError):
+    pass
+
+
+def _usd(nanousd: Any) -> Decimal:
+    return from_nanousd(int(nanousd or 0)) or Decimal(0)
+
+
+def _tokens(prefix: str = "") -> list[Any]:
+    names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+    return [sa.func.coalesce(sa.func.sum(U[name]), 0).label(prefix + name) for name in names]
+
+
+def _spend_columns() -> list[Any]:
+    return [
+        sa.func.count().label("records"),
+        sa.func.count().filter(U.cost_nanousd.is_(None)).label("unpriced"),
+        sa.func.coalesce(sa.func.sum(U.cost_nanousd), 0).label("cost"),
+    ]
+
+
+def pull_info(row: Any) -> PullRequestInfo:
+    state: PrState = "merged" if row.merged else ("closed" if row.state == "closed" else "open")
+    return PullRequestInfo(
+        repo=row.repo,
+        number=row.number,
+        title=row.title,
+        author=row.author,
+        state=state,
+        draft=row.draft,
+        head_ref=row.head_ref,
+        head_sha=row.head_sha,
+        base_ref=row.base_ref,
+        additions=row.additions,
+        deletions=row.deletions,
+        changed_files=row.changed_files,
+        labels=pull_labels(row),
+        created_at=as_utc(row.created_at),
+        closed_at=None if row.closed_at is None else as_utc(row.closed_at),
+        merged_at=None if row.merged_at is None else as_utc(row.merged_at),
+        html_url=row.html_url,
+    )
+
+
+def repo_config(session: Session, repo: str) -> ConfigResult:
+    row = session.execute(sa.select(REPOSITORIES.c.config_text).where(REPOSITORIES.c.full_name == repo)).first()
+    return parse_repo_config(None if row is None else row.config_text)
+
+
+def repo_median_cost_per_line(session: Session, repo: str) -> Decimal | None:
+    """The median cost per changed line over the repository's merged PRs that had any spend."""
+    spend = (
+        sa.select(U.pr_number, sa.func.sum(U.cost_nanousd).label("cost"))
+        .where(U.pr_repo == repo, U.pr_number.is_not(None))
+        .group_by(U.pr_number)
+        .subquery()
+    )
+    rows = session.execute(
+        sa.select(spend.c.cost, (PULLS.c.additions + PULLS.c.deletions).label("lines"))
+        .join(PULLS, sa.and_(PULLS.c.repo == repo, PULLS.c.number == spend.c.pr_number))
+        .where(PULLS.c.merged.is_(True), PULLS.c.additions + PULLS.c.deletions > 0, spend.c.cost > 0)
+    ).all()
+    per_line = [_usd(row.cost) / row.lines for row in rows]
+    return Decimal(median(per_line)) if per_line else None
+
+
+def _spend_points(session: Session, where: Any, pushes: list[Push]) -> tuple[SpendPoint, ...]:
+    """Spend grouped by push interval in SQL: one point per interval, at the interval's first record."""
+    bounds = sorted(p.pushed_at for p in pushes)
+    if bounds:
+        bucket: Any = sa.case(*((U.timestamp <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
+    else:
+        bucket = sa.literal(0)
+    rows = session.execute(
+        sa.select(bucket.label("bucket"), sa.func.min(U.timestamp).label("first"), *_spend_columns())
+        .where(where)
+        .group_by(bucket)
+    ).all()
+    return tuple(
+        SpendPoint(timestamp=as_utc(row.first), cost_usd=_usd(row.cost), records=int(row.records)) for row in rows
+    )
+
+
+def gather_facts(
+    session: Session,
+    *,
+    repo: str,
+    number: int,
+    public_url: str,
+    overrides: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> ReportFacts:
+    pull = session.execute(sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number)).first()
+    if pull is None:
+        raise PullNotFound(f"{repo}#{number}")
+    where = sa.and_(U.pr_repo == repo, U.pr_number == number)
+    total = session.execute(
+        sa.select(
+            *_spend_columns(),
+            *_tokens(),
+            sa.func.coalesce(sa.func.sum(U.reasoning_tokens), 0).label("reasoning_tokens"),
+            sa.func.count(sa.distinct(U.session_id)).label("sessions"),
+            sa.func.count(sa.distinct(U.agent)).label("agents"),
+        ).where(where)
+    ).one()
+    by_model = session.execute(
+        sa.select(U.model, U.provider, *_spend_columns(), *_tokens()).where(where).group_by(U.model, U.provider)
+    ).all()
+    by_actor = session.execute(
+        sa.select(U.actor, U.agent, *_spend_columns()).where(where).group_by(U.actor, U.agent)
+    ).all()
+    pushes = [
+        Push(sha=row.sha, pushed_at=as_utc(row.pushed_at))
+        for row in session.execute(
+            sa.select(PUSHES.c.sha, PUSHES.c.pushed_at)
+            .where(PUSHES.c.repo == repo, PUSHES.c.number == number)
+            .order_by(PUSHES.c.pushed_at)
+        )
+    ]
+    reviews = tuple(
+        ReviewInfo(reviewer=row.reviewer, state=row.state, submitted_at=as_utc(row.submitted_at))
+        for row in session.execute(
+            sa.select(REVIEWS.c.reviewer, REVIEWS.c.state, REVIEWS.c.submitted_at)
+            .where(REVIEWS.c.repo == repo, REVIEWS.c.number == number)
+            .order_by(REVIEWS.c.submitted_at, REVIEWS.c.review_id)
+        )
+    )
+    config = repo_config(session, repo)
+    return ReportFacts(
+        pr=pull_info(pull),
+        totals=SpendTotals(
+            records=int(total.records),
+            unpriced_records=int(total.unpriced),
+            cost_usd=_usd(total.cost),
+            input_tokens=int(total.input_tokens),
+            cache_read_tokens=int(total.cache_read_tokens),
+            cache_write_tokens=int(total.cache_write_tokens),
+            output_tokens=int(total.output_tokens),
+            reasoning_tokens=int(total.reasoning_tokens),
+            sessions=int(total.sessions),
+            agents=int(total.agents),
+        ),
+        by_model=tuple(
+            ModelSpend(
+                model=row.model,
+                provider=row.provider,
+                records=int(row.records),
+                unpriced_records=int(row.unpriced),
+                cost_usd=_usd(row.cost),
+                input_tokens=int(row.input_tokens),
+                cache_read_tokens=int(row.cache_read_tokens),
+                cache_write_tokens=int(row.cache_write_tokens),
+                output_tokens=int(row.output_tokens),
+            )
+            for row in by_model
+        ),
+        by_actor=tuple(
+            ActorSpend(actor=row.actor, agent=row.agent, records=int(row.records), cost_usd=_usd(row.cost))
+            for row in by_actor
+        ),
+        pushes=tuple(pushes),
+        spend_points=_spend_points(session, where, pushes),
+        reviews=reviews,
+        repo_median_cost_per_line=repo_median_cost_per_line(session, repo),
+        config=config,
+        limits=limits_with_overrides(config.config, **(overrides or {})),
+        generated_at=now or utcnow(),
+        public_url=public_url,
+    )

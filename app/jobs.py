@@ -1,0 +1,117 @@
+"""The jobs table as a queue (the outbox): enqueue with de-duplication, claim, finish, retry with backoff.
+
+On PostgreSQL a job is claimed with `SELECT … FOR UPDATE SKIP LOCKED`, so any number of workers can poll the
+same table without ever running one job twice. SQLite has one writer at a time, so a plain UPDATE claims.
+A job whose worker died (state `running`, lock older than LEASE) is claimed again: nothing is lost on a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.models import Job
+
+JOBS = Job.__table__  # type: ignore[attr-defined]
+J = JOBS.c
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    key: str
+    attempts: int
+
+
+def enqueue(session: Session, *, kind: str, key: str, delay: float = 0.0) -> None:
+    """Queue a job unless the same (kind, key) is already waiting: then that one will see the newest state.
+
+    This is the debounce: many events for one pull request within `delay` seconds cause one comment update.
+    """
+    now = utcnow()
+    waiting = session.execute(sa.select(J.id).where(J.kind == kind, J.key == key, J.state == "queued").limit(1)).first()
+    if waiting is not None:
+        return
+    session.execute(
+        sa.insert(JOBS).values(
+            kind=kind,
+            key=key,
+            state="queued",
+            attempts=0,
+            run_after=now + timedelta(seconds=delay),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def claim(session: Session, *, now: datetime | None = None) -> ClaimedJob | None:
+    """Take the next due job (committing the claim is the caller's transaction)."""
+    now = now or utcnow()
+    due = sa.or_(
+        sa.and_(J.state == "queued", J.run_after <= now),
+        sa.and_(J.state == "running", J.locked_at < now - LEASE),
+    )
+    query = sa.select(J.id, J.kind, J.key, J.attempts).where(due).order_by(J.run_after, J.id).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    claimed = cast(
+        CursorResult[Any],
+        session.execute(
+            sa.update(JOBS)
+            .where(J.id == row.id, sa.or_(J.state == "queued", J.locked_at < now - LEASE))
+            .values(state="running", locked_at=now, attempts=J.attempts + 1, updated_at=now)
+        ),
+    )
+    if claimed.rowcount != 1:  # another worker took it between our read and write (SQLite)
+        return None
+    return ClaimedJob(id=row.id, kind=row.kind, key=row.key, attempts=row.attempts + 1)
+
+
+def finish(session: Session, job: ClaimedJob) -> None:
+    session.execute(
+        sa.update(JOBS).where(J.id == job.id).values(state="done", locked_at=None, last_error=None, updated_at=utcnow())
+    )
+
+
+def backoff_seconds(attempts: int) -> float:
+    return float(min(2 ** max(attempts - 1, 0), 600))
+
+
+def retry(session: Session, job: ClaimedJob, *, error: str, retry_after: float | None = None) -> None:
+    """Put the job back with exponential backoff (or GitHub's Retry-After); give up after MAX_ATTEMPTS."""
+    now = utcnow()
+    values: dict[str, Any] = {"locked_at": None, "last_error": error[:2000], "updated_at": now}
+    if job.attempts >= MAX_ATTEMPTS:
+        values["state"] = "failed"
+    else:
+        delay = max(retry_after or 0.0, backoff_seconds(job.attempts))
+        values.update(state="queued", run_after=now + timedelta(seconds=delay))
+    session.execute(sa.update(JOBS).where(J.id == job.id).values(**values))
+
+
+def next_due_in(session: Session) -> float | None:
+    """Seconds until the next queued job is due (None when nothing waits): how long the worker may sleep."""
+    next_run = session.execute(sa.select(sa.func.min(J.run_after)).where(J.state == "queued")).scalar()
+    if next_run is None:
+        return None
+    from app.db import as_utc
+
+    return max((as_utc(next_run) - utcnow()).total_seconds(), 0.0)
+
+
+def counts_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(sa.select(J.state, sa.func.count()).group_by(J.state)).all()
+    return {state: int(count) for state, count in rows}

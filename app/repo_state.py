@@ -1,0 +1,190 @@
+"""What Tokentrail knows of GitHub: installations, repositories, pull requests, their commits, pushes and reviews.
+
+Writes come from webhook events and, in App mode, from GitHub's REST API (the worker refreshes a PR's facts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from app.db import as_utc, utcnow
+from app.events import InstallationEvent, PullRequestSnapshot
+from app.models import Installation, PullRequest, PullRequestCommit, Push, Repository, Review
+
+INSTALLATIONS = Installation.__table__  # type: ignore[attr-defined]
+REPOSITORIES = Repository.__table__  # type: ignore[attr-defined]
+PULLS = PullRequest.__table__  # type: ignore[attr-defined]
+COMMITS = PullRequestCommit.__table__  # type: ignore[attr-defined]
+PUSHES = Push.__table__  # type: ignore[attr-defined]
+REVIEWS = Review.__table__  # type: ignore[attr-defined]
+
+
+def _upsert(session: Session, table: sa.Table, *, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert or update one row by its natural key (portable: SQLite and PostgreSQL)."""
+    where = sa.and_(*(table.c[name] == value for name, value in keys.items()))
+    updated = cast(CursorResult[Any], session.execute(sa.update(table).where(where).values(**values)))
+    if updated.rowcount == 0:
+        session.execute(sa.insert(table).values(**keys, **values))
+
+
+def apply_installation(session: Session, event: InstallationEvent) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "account_login": event.account_login,
+        "account_type": event.account_type,
+        "updated_at": now,
+    }
+    if event.action == "deleted":
+        values["deleted"] = True
+    elif event.action == "suspend":
+        values["suspended"] = True
+    elif event.action in {"unsuspend", "created"}:
+        values.update(suspended=False, deleted=False)
+    _upsert(session, INSTALLATIONS, keys={"id": event.installation_id}, values=values)
+    for repo in event.repos_added:
+        upsert_repository(session, repo=repo, installation_id=event.installation_id)
+    removed = list(event.repos_removed)
+    if event.action == "deleted":
+        removed = [
+            r
+            for (r,) in session.execute(
+                sa.select(REPOSITORIES.c.full_name).where(REPOSITORIES.c.installation_id == event.installation_id)
+            )
+        ]
+    if removed:
+        session.execute(
+            sa.update(REPOSITORIES).where(REPOSITORIES.c.full_name.in_(removed)).values(removed=True, updated_at=now)
+        )
+
+
+def upsert_repository(
+    session: Session, *, repo: str, installation_id: int | None = None, default_branch: str | None = None
+) -> None:
+    values: dict[str, Any] = {"updated_at": utcnow(), "removed": False}
+    if installation_id is not None:
+        values["installation_id"] = installation_id
+    if default_branch:
+        values["default_branch"] = default_branch
+    _upsert(session, REPOSITORIES, keys={"full_name": repo}, values=values)
+
+
+def installation_of(session: Session, repo: str) -> int | None:
+    row = session.execute(sa.select(REPOSITORIES.c.installation_id).where(REPOSITORIES.c.full_name == repo)).first()
+    return None if row is None else row[0]
+
+
+def owner_has_installation(session: Session, owner: str) -> bool:
+    row = session.execute(
+        sa.select(INSTALLATIONS.c.id).where(
+            INSTALLATIONS.c.account_login == owner.lower(), INSTALLATIONS.c.deleted.is_(False)
+        )
+    ).first()
+    return row is not None
+
+
+def default_branches(session: Session, repos: Iterable[str]) -> dict[str, str]:
+    names = sorted(set(repos))
+    if not names:
+        return {}
+    rows = session.execute(
+        sa.select(REPOSITORIES.c.full_name, REPOSITORIES.c.default_branch).where(REPOSITORIES.c.full_name.in_(names))
+    )
+    return {name: branch for name, branch in rows}
+
+
+def upsert_pull(session: Session, pull: PullRequestSnapshot) -> None:
+    """Store GitHub's facts of a PR. Counts the payload lacks (a review's PR object) keep their stored values;
+    a deleted fork (head repo null) keeps the head repository already known, so past matches stay."""
+    values: dict[str, Any] = {
+        "title": pull.title,
+        "author": pull.author,
+        "state": pull.state,
+        "merged": pull.merged,
+        "draft": pull.draft,
+        "head_ref": pull.head_ref,
+        "head_sha": pull.head_sha,
+        "base_ref": pull.base_ref,
+        "labels": json.dumps(list(pull.labels)),
+        "html_url": pull.html_url,
+        "created_at": pull.created_at,
+        "closed_at": pull.closed_at,
+        "merged_at": pull.merged_at,
+        "updated_at": utcnow(),
+    }
+    if pull.head_repo is not None:
+        values["head_repo"] = pull.head_repo
+    for name in ("additions", "deletions", "changed_files"):
+        if getattr(pull, name) is not None:
+            values[name] = getattr(pull, name)
+    _upsert(session, PULLS, keys={"repo": pull.repo, "number": pull.number}, values=values)
+
+
+def add_commits(session: Session, *, repo: str, number: int, shas: Iterable[str]) -> int:
+    """Record commits of a PR; returns how many were new."""
+    known = {
+        sha
+        for (sha,) in session.execute(
+            sa.select(COMMITS.c.sha).where(COMMITS.c.repo == repo, COMMITS.c.number == number)
+        )
+    }
+    new = sorted({sha.lower() for sha in shas} - known)
+    if new:
+        session.execute(sa.insert(COMMITS), [{"repo": repo, "number": number, "sha": sha} for sha in new])
+    return len(new)
+
+
+def replace_commits(session: Session, *, repo: str, number: int, shas: Iterable[str]) -> None:
+    """The PR's commit list as GitHub reports it now (after a force-push, old commits are no longer its own)."""
+    session.execute(sa.delete(COMMITS).where(COMMITS.c.repo == repo, COMMITS.c.number == number))
+    add_commits(session, repo=repo, number=number, shas=shas)
+
+
+def add_push(session: Session, *, repo: str, number: int, sha: str, at: datetime) -> None:
+    exists = session.execute(
+        sa.select(PUSHES.c.id).where(PUSHES.c.repo == repo, PUSHES.c.number == number, PUSHES.c.sha == sha)
+    ).first()
+    if exists is None:
+        session.execute(sa.insert(PUSHES).values(repo=repo, number=number, sha=sha, pushed_at=at))
+
+
+def upsert_review(
+    session: Session, *, repo: str, number: int, review_id: int, reviewer: str, state: str, submitted_at: datetime
+) -> None:
+    _upsert(
+        session,
+        REVIEWS,
+        keys={"repo": repo, "review_id": review_id},
+        values={"number": number, "reviewer": reviewer, "state": state, "submitted_at": submitted_at},
+    )
+
+
+def open_pulls_of_branch(session: Session, *, head_repo: str, head_ref: str) -> list[tuple[str, int]]:
+    rows = session.execute(
+        sa.select(PULLS.c.repo, PULLS.c.number).where(
+            PULLS.c.head_repo == head_repo, PULLS.c.head_ref == head_ref, PULLS.c.state == "open"
+        )
+    )
+    return [(repo, number) for repo, number in rows]
+
+
+def get_pull(session: Session, *, repo: str, number: int) -> Any | None:
+    return session.execute(sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number)).first()
+
+
+def pull_labels(row: Any) -> tuple[str, ...]:
+    try:
+        labels = json.loads(row.labels or "[]")
+    except json.JSONDecodeError:
+        return ()
+    return tuple(str(label) for label in labels)
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)

@@ -1,0 +1,332 @@
+"""The PR spend report (DESIGN §6, §9): the facts the worker gathered → one frozen `PullRequestReport`.
+
+Pure: the shell loads a `ReportFacts` snapshot (the PR, its spend already aggregated, its pushes and reviews, the
+repository's config), calls `build_report`, and renders or serialises the result. Nothing here reads a clock: the
+shell passes `generated_at`, so a report is reproducible (and golden-file testable).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal, TypeAlias
+
+from app.budget import BudgetVerdict, ConfigResult, Limits, evaluate_budget
+from app.money import NANO, usd_str
+
+PrState: TypeAlias = Literal["open", "closed", "merged"]  # "closed" means closed without merge
+ReviewState: TypeAlias = Literal["approved", "changes_requested", "commented", "dismissed"]
+Outcome: TypeAlias = Literal["merged", "closed", "approved", "changes_requested", "pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestInfo:
+    repo: str  # "owner/name", the base repository
+    number: int
+    title: str
+    author: str
+    state: PrState
+    draft: bool
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    additions: int
+    deletions: int
+    changed_files: int
+    labels: tuple[str, ...]
+    created_at: datetime
+    closed_at: datetime | None
+    merged_at: datetime | None
+    html_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpendTotals:
+    records: int
+    unpriced_records: int  # records with unknown cost: not in cost_usd, never counted as 0
+    cost_usd: Decimal
+    input_tokens: int  # non-cached input
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int  # informational: part of output where the provider bills it so
+    sessions: int
+    agents: int
+
+    @property
+    def total_tokens(self) -> int:
+        # Reasoning is left out: providers that bill it already count it in output_tokens.
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpend:
+    model: str
+    provider: str | None
+    records: int
+    unpriced_records: int
+    cost_usd: Decimal
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSpend:
+    actor: str | None  # login or email, as the usage records carry it
+    agent: str | None
+    records: int
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    sha: str
+    pushed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SpendPoint:
+    timestamp: datetime  # the usage's own time (a record, or a bucket of records aggregated by the shell)
+    cost_usd: Decimal
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewInfo:
+    reviewer: str
+    state: ReviewState
+    submitted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    pr: PullRequestInfo
+    totals: SpendTotals
+    by_model: tuple[ModelSpend, ...]
+    by_actor: tuple[ActorSpend, ...]
+    pushes: tuple[Push, ...]
+    spend_points: tuple[SpendPoint, ...]
+    reviews: tuple[ReviewInfo, ...]
+    repo_median_cost_per_line: Decimal | None  # over the repository's merged PRs; None when unknown
+    config: ConfigResult
+    limits: Limits  # config.budget with any overrides applied (budget.limits_with_overrides)
+    generated_at: datetime  # tz-aware
+    public_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    additions: int
+    deletions: int
+    changed_files: int
+
+    @property
+    def changed_lines(self) -> int:
+        return self.additions + self.deletions
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSummary:
+    approvals: tuple[str, ...]  # reviewers whose latest verdict (comments aside) is approved, by login
+    changes_requested: int  # rounds: reviews that requested changes
+    requesting_changes: tuple[str, ...]  # reviewers whose latest verdict still requests changes
+    latest: tuple[tuple[str, ReviewState], ...]  # (reviewer, latest state), by login
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class PushInterval:
+    """Spend that led to one push: after the previous push (`start`, exclusive) up to this one (`end`)."""
+
+    sha: str | None  # None: spent after the last push, not pushed yet
+    start: datetime | None  # None: from the beginning of the work
+    end: datetime | None  # the push time; None for the not-yet-pushed tail
+    cost_usd: Decimal
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestReport:
+    pr: PullRequestInfo
+    totals: SpendTotals
+    diff: Diff
+    by_model: tuple[ModelSpend, ...]  # costliest first
+    by_actor: tuple[ActorSpend, ...]  # costliest first
+    cost_per_changed_line: Decimal | None  # None when no line changed
+    repo_median_cost_per_line: Decimal | None
+    median_ratio: Decimal | None  # cost_per_changed_line / repo median, one decimal
+    cache_read_share: Decimal | None  # cache reads / all input tokens (non-cached + cache read + cache write)
+    review: ReviewSummary
+    unmerged_spend: Decimal | None  # the spend of a PR closed without merge
+    timeline: tuple[PushInterval, ...]  # chronological; empty when no push is known
+    budget: BudgetVerdict
+    limits: Limits
+    config: ConfigResult
+    generated_at: datetime
+    details_url: str
+
+    @property
+    def has_usage(self) -> bool:
+        return self.totals.records > 0
+
+    @property
+    def is_comment_wanted(self) -> bool:
+        """Whether `comment.behavior`/`min_cost` want a comment; unpriced calls count as spend worth showing."""
+        comment = self.config.config.comment
+        if comment.behavior == "off" or not self.has_usage:
+            return False
+        return self.totals.cost_usd >= comment.min_cost or self.totals.unpriced_records > 0
+
+    def summary_json(self) -> dict[str, Any]:
+        """The PR spend summary of DESIGN §9, key for key; money as decimal strings."""
+        pr, t = self.pr, self.totals
+        tokens = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+        return {
+            **_pick(pr, "repo", "number", "title", "author", "state", "head_ref", "head_sha"),
+            "diff": _pick(self.diff, "additions", "deletions", "changed_files", "changed_lines"),
+            "usage": {"cost_usd": _usd(t.cost_usd), **_pick(t, "records", "unpriced_records", *tokens)},
+            "cost_per_changed_line_usd": per_line_str(self.cost_per_changed_line),
+            "by_model": [
+                {**_pick(m, "model", "provider", "records"), "cost_usd": _usd(m.cost_usd)}
+                | _pick(m, "input_tokens", "output_tokens")
+                for m in self.by_model
+            ],
+            "by_actor": [
+                {**_pick(a, "actor", "agent", "records"), "cost_usd": _usd(a.cost_usd)} for a in self.by_actor
+            ],
+            "review": {
+                "approvals": len(self.review.approvals),
+                "changes_requested": self.review.changes_requested,
+                "outcome": self.review.outcome,
+            },
+            "budget": {"status": self.budget.status, "reasons": list(self.budget.reasons)},
+        }
+
+    def budget_json(self) -> dict[str, Any]:
+        """`GET …/pulls/{number}/budget` (DESIGN §9): the verdict against `limits` (overrides included)."""
+        limits = self.limits
+        return {
+            "status": self.budget.status,
+            "cost_usd": _usd(self.totals.cost_usd),
+            "reasons": list(self.budget.reasons),
+            "limits": {
+                "max_cost_per_pr": usd_str(limits.max_cost_per_pr),
+                "max_cost_per_changed_line": usd_str(limits.max_cost_per_changed_line),
+                "max_tokens_per_pr": limits.max_tokens_per_pr,
+                "warn_at": usd_str(limits.warn_at),
+            },
+        }
+
+
+def _pick(obj: object, *names: str) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in names}
+
+
+def _usd(value: Decimal) -> str:
+    # Rounded to storage precision (nano-dollars): sums of stored costs stay exact, computed ones stay short.
+    return usd_str(value.quantize(NANO)) or "0"
+
+
+def per_line_str(value: Decimal | None) -> str | None:
+    """Cost per changed line for JSON: four decimals, more for tiny values so three significant digits remain."""
+    if value is None:
+        return None
+    if value == 0:
+        return "0"
+    places = max(4, 2 - value.adjusted())
+    return usd_str(value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+
+
+def summarize_reviews(reviews: Iterable[ReviewInfo], *, state: PrState) -> ReviewSummary:
+    """GitHub's rule: a reviewer's verdict is their latest approval, change request or dismissal; comments alone
+    leave an earlier verdict standing."""
+    ordered = sorted(reviews, key=lambda r: r.submitted_at)
+    latest: dict[str, ReviewState] = {}
+    for review in ordered:
+        if review.state != "commented" or review.reviewer not in latest:
+            latest[review.reviewer] = review.state
+    approvals = tuple(sorted(login for login, s in latest.items() if s == "approved"))
+    blocking = tuple(sorted(login for login, s in latest.items() if s == "changes_requested"))
+    outcome: Outcome
+    if state in ("merged", "closed"):
+        outcome = state
+    elif blocking:
+        outcome = "changes_requested"  # one open change request blocks, whatever the approvals
+    else:
+        outcome = "approved" if approvals else "pending"
+    return ReviewSummary(
+        approvals=approvals,
+        changes_requested=sum(1 for r in ordered if r.state == "changes_requested"),
+        requesting_changes=blocking,
+        latest=tuple(sorted(latest.items())),
+        outcome=outcome,
+    )
+
+
+def bucket_by_push(points: Iterable[SpendPoint], pushes: Iterable[Push]) -> tuple[PushInterval, ...]:
+    """Spend between pushes. A point belongs to the first push at or after it (the push its work led to), so the
+    work before the first push is in the first interval; points after the last push form a final `sha=None` one."""
+    ordered = sorted(pushes, key=lambda p: p.pushed_at)
+    if not ordered:
+        return ()
+    times = [p.pushed_at for p in ordered]
+    costs = [Decimal(0)] * (len(ordered) + 1)
+    counts = [0] * (len(ordered) + 1)
+    for point in points:
+        index = bisect_left(times, point.timestamp)
+        costs[index] += point.cost_usd
+        counts[index] += point.records
+    intervals = [
+        PushInterval(push.sha, times[i - 1] if i else None, push.pushed_at, costs[i], counts[i])
+        for i, push in enumerate(ordered)
+    ]
+    if counts[-1]:
+        intervals.append(PushInterval(None, times[-1], None, costs[-1], counts[-1]))
+    return tuple(intervals)
+
+
+def _costliest(item: ModelSpend | ActorSpend) -> tuple[Decimal, int]:
+    return (-item.cost_usd, -item.records)
+
+
+def build_report(facts: ReportFacts) -> PullRequestReport:
+    pr, totals = facts.pr, facts.totals
+    diff = Diff(pr.additions, pr.deletions, pr.changed_files)
+    per_line = totals.cost_usd / diff.changed_lines if diff.changed_lines else None
+    median = facts.repo_median_cost_per_line
+    ratio = None
+    if per_line is not None and median:
+        ratio = (per_line / median).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    all_input = totals.input_tokens + totals.cache_read_tokens + totals.cache_write_tokens
+    verdict = evaluate_budget(
+        cost=totals.cost_usd,
+        tokens=totals.total_tokens,
+        changed_lines=diff.changed_lines,
+        labels=pr.labels,
+        limits=facts.limits,
+        exempt_labels=facts.config.config.budget.exempt_labels,
+    )
+    return PullRequestReport(
+        pr=pr,
+        totals=totals,
+        diff=diff,
+        by_model=tuple(sorted(facts.by_model, key=lambda m: (*_costliest(m), m.model, m.provider or ""))),
+        by_actor=tuple(sorted(facts.by_actor, key=lambda a: (*_costliest(a), a.actor or "", a.agent or ""))),
+        cost_per_changed_line=per_line,
+        repo_median_cost_per_line=median,
+        median_ratio=ratio,
+        cache_read_share=Decimal(totals.cache_read_tokens) / all_input if all_input else None,
+        review=summarize_reviews(facts.reviews, state=pr.state),
+        unmerged_spend=totals.cost_usd if pr.state == "closed" and totals.records else None,
+        timeline=bucket_by_push(facts.spend_points, facts.pushes),
+        budget=verdict,
+        limits=facts.limits,
+        config=facts.config,
+        generated_at=facts.generated_at,
+        details_url=f"{facts.public_url.rstrip('/')}/repos/{pr.repo}/pulls/{pr.number}",
+    )

@@ -1,0 +1,105 @@
+"""`POST /github/webhook`: verify, record the delivery and its job in one transaction, answer fast.
+
+The work happens in the worker; this route only decides whether a delivery needs any (202 queued, or 200 with
+the reason it was ignored). A redelivery (same X-GitHub-Delivery) is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import jobs
+from app.db import utcnow
+from app.deps import SessionFactoryDep, SettingsDep
+from app.events import Ignored, loads, parse_event
+from app.ingest import read_body
+from app.models import Delivery
+
+router = APIRouter(tags=["github"])
+DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
+# GitHub caps webhook payloads at 25 MB.
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+
+
+def is_valid_signature(body: bytes, *, secret: str, signature: str | None) -> bool:
+    """X-Hub-Signature-256 (sha256 only), compared in constant time."""
+    if not signature or not signature.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip())
+
+
+def record_delivery(
+    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
+) -> bool:
+    """Store the delivery and its job in one transaction; False when it was already stored (a redelivery)."""
+    try:
+        return _insert_delivery(factory, delivery_id=delivery_id, event=event, action=action, body=body)
+    except IntegrityError:  # the same delivery arriving twice at once: the other request stored it
+        return False
+
+
+def _insert_delivery(
+    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
+) -> bool:
+    with factory() as session, session.begin():
+        exists = session.execute(sa.select(DELIVERIES.c.id).where(DELIVERIES.c.delivery_id == delivery_id)).first()
+        if exists is not None:
+            return False
+        session.execute(
+            sa.insert(DELIVERIES).values(
+                delivery_id=delivery_id,
+                event=event,
+                action=action,
+                payload=body.decode("utf-8", errors="replace"),
+                received_at=utcnow(),
+            )
+        )
+        jobs.enqueue(session, kind="webhook", key=delivery_id)
+    return True
+
+
+@router.post(
+    "/github/webhook",
+    summary="GitHub App webhooks",
+    status_code=202,
+    responses={
+        200: {"description": "Ignored, with the reason; or a redelivery"},
+        202: {"description": "Queued"},
+        400: {"description": "Missing headers or unreadable payload"},
+        401: {"description": "Missing or wrong X-Hub-Signature-256"},
+        503: {"description": "No webhook secret configured"},
+    },
+)
+async def receive_webhook(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> JSONResponse:
+    if settings.github_webhook_secret is None:
+        raise HTTPException(status_code=503, detail="TOKENTRAIL_GITHUB_WEBHOOK_SECRET is not set: webhooks refused")
+    body = await read_body(request, limit=MAX_WEBHOOK_BYTES)
+    signature = request.headers.get("x-hub-signature-256")
+    if not is_valid_signature(body, secret=settings.github_webhook_secret.get_secret_value(), signature=signature):
+        raise HTTPException(status_code=401, detail="missing or invalid X-Hub-Signature-256")
+    event = request.headers.get("x-github-event", "").strip()
+    delivery_id = request.headers.get("x-github-delivery", "").strip()
+    if not event or not delivery_id or len(delivery_id) > 100:
+        raise HTTPException(status_code=400, detail="X-GitHub-Event and X-GitHub-Delivery headers are required")
+    try:
+        payload = loads(body)
+        parse_event(event, payload)
+    except Ignored as ignored:
+        return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
+    action = payload.get("action") if isinstance(payload.get("action"), str) else None
+    stored = await run_in_threadpool(
+        record_delivery, factory, delivery_id=delivery_id, event=event, action=action, body=body
+    )
+    if not stored:
+        return JSONResponse({"status": "ignored", "reason": "delivery already received"}, status_code=200)
+    request.app.state.wake_worker()
+    return JSONResponse({"status": "queued", "delivery": delivery_id}, status_code=202)

@@ -1,0 +1,135 @@
+"""Builders of GitHub webhook payloads for tests, starting from the verbatim octokit examples and changing only
+what a scenario needs (repository, numbers, refs, times, states), plus signing."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+UPSTREAM = Path(__file__).resolve().parent / "fixtures" / "github"
+
+
+@cache
+def _upstream(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((UPSTREAM / name).read_text())
+    return data
+
+
+def _repository(full_name: str, *, default_branch: str = "main") -> dict[str, Any]:
+    owner, name = full_name.split("/")
+    repository = copy.deepcopy(_upstream("pull_request.opened.payload.json")["repository"])
+    repository.update(full_name=full_name, name=name, default_branch=default_branch)
+    repository["owner"] = {**repository["owner"], "login": owner}
+    return repository
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_pull_request_event(
+    action: str = "opened",
+    *,
+    repo: str = "acme/widgets",
+    number: int = 12,
+    title: str = "Add a cache layer",
+    author: str = "alice",
+    head_repo: str | None = None,
+    head_ref: str = "feat/cache",
+    head_sha: str = "a" * 40,
+    base_ref: str = "main",
+    additions: int = 420,
+    deletions: int = 96,
+    changed_files: int = 12,
+    created_at: datetime,
+    closed_at: datetime | None = None,
+    merged: bool = False,
+    labels: tuple[str, ...] = (),
+    installation_id: int = 77,
+    head_repo_deleted: bool = False,
+) -> dict[str, Any]:
+    payload = copy.deepcopy(_upstream("pull_request.opened.payload.json"))
+    payload["action"] = action
+    payload["number"] = number
+    payload["repository"] = _repository(repo)
+    payload["installation"] = {**payload.get("installation", {}), "id": installation_id}
+    pull = payload["pull_request"]
+    pull.update(
+        number=number,
+        title=title,
+        state="closed" if closed_at else "open",
+        created_at=iso(created_at),
+        updated_at=iso(closed_at or created_at),
+        closed_at=iso(closed_at) if closed_at else None,
+        merged_at=iso(closed_at) if merged and closed_at else None,
+        merged=merged,
+        additions=additions,
+        deletions=deletions,
+        changed_files=changed_files,
+        labels=[{"id": i, "name": name, "color": "ededed", "default": False} for i, name in enumerate(labels)],
+        html_url=f"https://github.com/{repo}/pull/{number}",
+    )
+    pull["user"] = {**pull["user"], "login": author}
+    pull["head"] = {**pull["head"], "ref": head_ref, "sha": head_sha, "label": f"x:{head_ref}"}
+    pull["head"]["repo"] = None if head_repo_deleted else _repository(head_repo or repo)
+    pull["base"] = {**pull["base"], "ref": base_ref, "repo": _repository(repo)}
+    return payload
+
+
+def make_review_event(
+    state: str,
+    *,
+    pull_event: dict[str, Any],
+    reviewer: str = "bob",
+    review_id: int = 9001,
+    submitted_at: datetime,
+    action: str = "submitted",
+) -> dict[str, Any]:
+    payload = copy.deepcopy(_upstream("pull_request_review.submitted.payload.json"))
+    payload["action"] = action
+    payload["repository"] = pull_event["repository"]
+    payload["installation"] = pull_event["installation"]
+    simple = {
+        k: v
+        for k, v in pull_event["pull_request"].items()
+        if k not in {"additions", "deletions", "changed_files", "merged"}
+    }
+    payload["pull_request"] = simple
+    review = payload["review"]
+    review.update(id=review_id, state=state, submitted_at=iso(submitted_at))
+    review["user"] = {**review["user"], "login": reviewer}
+    return payload
+
+
+def make_installation_event(
+    *, account: str = "acme", installation_id: int = 77, repos: tuple[str, ...] = ("acme/widgets",)
+) -> dict[str, Any]:
+    payload = copy.deepcopy(_upstream("installation.created.payload.json"))
+    payload["installation"] = {**payload["installation"], "id": installation_id}
+    payload["installation"]["account"] = {**payload["installation"]["account"], "login": account}
+    payload["repositories"] = [
+        {"id": i, "name": r.split("/")[1], "full_name": r, "private": True} for i, r in enumerate(repos)
+    ]
+    return payload
+
+
+def sign(body: bytes, secret: str = "test-secret") -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_headers(
+    event: str, body: bytes, *, delivery: str | None = None, secret: str = "test-secret"
+) -> dict[str, str]:
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(body, secret),
+        "Content-Type": "application/json",
+    }

@@ -1,0 +1,414 @@
+"""build_report: the facts the worker gathers → the PR spend report and its JSON (DESIGN §6, §9)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.budget import ConfigResult, Limits, parse_repo_config
+from app.report import (
+    ActorSpend,
+    ModelSpend,
+    PullRequestInfo,
+    PullRequestReport,
+    Push,
+    PushInterval,
+    ReportFacts,
+    ReviewInfo,
+    SpendPoint,
+    SpendTotals,
+    bucket_by_push,
+    build_report,
+    per_line_str,
+    summarize_reviews,
+)
+
+T0 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+
+_PR = PullRequestInfo(
+    repo="acme/widgets",
+    number=482,
+    title="Add a cache layer",
+    author="alice",
+    state="open",
+    draft=False,
+    head_ref="feat/cache-layer",
+    head_sha="3f2c9a1d0e5b6c7a8f9e0d1c2b3a4f5e6d7c8b9a",
+    base_ref="main",
+    additions=420,
+    deletions=96,
+    changed_files=12,
+    labels=(),
+    created_at=T0,
+    closed_at=None,
+    merged_at=None,
+    html_url="https://github.com/acme/widgets/pull/482",
+)
+_TOTALS = SpendTotals(
+    records=1234,
+    unpriced_records=0,
+    cost_usd=Decimal("12.48"),
+    input_tokens=1_100_000,
+    cache_read_tokens=5_600_000,
+    cache_write_tokens=200_000,
+    output_tokens=400_000,
+    reasoning_tokens=50_000,
+    sessions=3,
+    agents=2,
+)
+_MODEL = ModelSpend(
+    model="claude-sonnet-4-5",
+    provider="anthropic",
+    records=1102,
+    unpriced_records=0,
+    cost_usd=Decimal("10.92"),
+    input_tokens=1_000_000,
+    cache_read_tokens=5_400_000,
+    cache_write_tokens=150_000,
+    output_tokens=300_000,
+)
+
+
+def make_pr(**changes: Any) -> PullRequestInfo:
+    return replace(_PR, **changes)
+
+
+def make_totals(**changes: Any) -> SpendTotals:
+    return replace(_TOTALS, **changes)
+
+
+def make_model(**changes: Any) -> ModelSpend:
+    return replace(_MODEL, **changes)
+
+
+def make_actor(**changes: Any) -> ActorSpend:
+    return replace(ActorSpend(actor="alice", agent="claude-code", records=1000, cost_usd=Decimal("10.00")), **changes)
+
+
+def make_push(**changes: Any) -> Push:
+    return replace(Push(sha="3f2c9a1d0e5b6c7a8f9e0d1c2b3a4f5e6d7c8b9a", pushed_at=T0 + timedelta(hours=3)), **changes)
+
+
+def make_point(**changes: Any) -> SpendPoint:
+    return replace(SpendPoint(timestamp=T0 + timedelta(hours=1), cost_usd=Decimal("1.00"), records=10), **changes)
+
+
+def make_review(**changes: Any) -> ReviewInfo:
+    return replace(ReviewInfo(reviewer="bob", state="approved", submitted_at=T0 + timedelta(hours=5)), **changes)
+
+
+def make_facts(**changes: Any) -> ReportFacts:
+    facts = ReportFacts(
+        pr=make_pr(),
+        totals=make_totals(),
+        by_model=(
+            make_model(),
+            make_model(
+                model="gpt-5",
+                provider="openai",
+                records=132,
+                cost_usd=Decimal("1.56"),
+                input_tokens=100_000,
+                cache_read_tokens=200_000,
+                cache_write_tokens=50_000,
+                output_tokens=100_000,
+            ),
+        ),
+        by_actor=(
+            make_actor(),
+            make_actor(actor="bob", agent="codex", records=234, cost_usd=Decimal("2.48")),
+        ),
+        pushes=(
+            make_push(sha="a" * 40, pushed_at=T0 + timedelta(hours=2)),
+            make_push(sha="b" * 40, pushed_at=T0 + timedelta(hours=4)),
+        ),
+        spend_points=(
+            make_point(timestamp=T0, cost_usd=Decimal("4.00"), records=400),
+            make_point(timestamp=T0 + timedelta(hours=3), cost_usd=Decimal("8.48"), records=834),
+        ),
+        reviews=(),
+        repo_median_cost_per_line=Decimal("0.018"),
+        config=ConfigResult(),
+        limits=Limits(),
+        generated_at=T0 + timedelta(hours=5, minutes=2),
+        public_url="https://tokentrail.example.com/",
+    )
+    return replace(facts, **changes)
+
+
+def make_report(**changes: Any) -> PullRequestReport:
+    return build_report(make_facts(**changes))
+
+
+# --- review summary ------------------------------------------------------------------------------------------
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def test_no_reviews_is_pending() -> None:
+    summary = summarize_reviews([], state="open")
+    assert (summary.approvals, summary.changes_requested, summary.outcome) == ((), 0, "pending")
+
+
+def test_approval_after_a_round_of_requested_changes() -> None:
+    summary = summarize_reviews(
+        [
+            make_review(reviewer="bob", state="approved", submitted_at=at(5)),
+            make_review(reviewer="bob", state="changes_requested", submitted_at=at(1)),
+        ],
+        state="open",
+    )
+    assert summary.approvals == ("bob",)
+    assert summary.changes_requested == 1
+    assert summary.requesting_changes == ()
+    assert summary.outcome == "approved"
+
+
+def test_a_later_comment_does_not_undo_an_approval() -> None:
+    summary = summarize_reviews(
+        [make_review(state="approved", submitted_at=at(1)), make_review(state="commented", submitted_at=at(2))],
+        state="open",
+    )
+    assert summary.approvals == ("bob",)
+    assert summary.latest == (("bob", "approved"),)
+
+
+def test_a_comment_alone_is_no_verdict() -> None:
+    summary = summarize_reviews([make_review(state="commented")], state="open")
+    assert summary.latest == (("bob", "commented"),)
+    assert summary.outcome == "pending"
+
+
+def test_one_open_change_request_outweighs_approvals() -> None:
+    summary = summarize_reviews(
+        [
+            make_review(reviewer="bob", state="approved", submitted_at=at(1)),
+            make_review(reviewer="carol", state="changes_requested", submitted_at=at(2)),
+            make_review(reviewer="carol", state="changes_requested", submitted_at=at(3)),
+        ],
+        state="open",
+    )
+    assert summary.outcome == "changes_requested"
+    assert summary.requesting_changes == ("carol",)
+    assert summary.approvals == ("bob",)
+    assert summary.changes_requested == 2
+
+
+def test_a_dismissed_approval_no_longer_counts() -> None:
+    summary = summarize_reviews(
+        [make_review(state="approved", submitted_at=at(1)), make_review(state="dismissed", submitted_at=at(2))],
+        state="open",
+    )
+    assert summary.approvals == ()
+    assert summary.outcome == "pending"
+
+
+@pytest.mark.parametrize("state", ["merged", "closed"])
+def test_a_finished_pr_outcome_is_its_state(state: Any) -> None:
+    summary = summarize_reviews([make_review(state="changes_requested")], state=state)
+    assert summary.outcome == state
+    assert summary.changes_requested == 1
+
+
+def test_report_carries_the_review_summary() -> None:
+    report = make_report(pr=make_pr(state="merged"), reviews=(make_review(),))
+    assert report.review.outcome == "merged"
+    assert report.review.approvals == ("bob",)
+
+
+# --- unmerged spend ------------------------------------------------------------------------------------------
+
+
+def test_closed_without_merge_has_unmerged_spend() -> None:
+    assert make_report(pr=make_pr(state="closed")).unmerged_spend == Decimal("12.48")
+
+
+@pytest.mark.parametrize("state", ["open", "merged"])
+def test_open_or_merged_has_no_unmerged_spend(state: Any) -> None:
+    assert make_report(pr=make_pr(state=state)).unmerged_spend is None
+
+
+def test_closed_without_usage_has_no_unmerged_spend() -> None:
+    report = make_report(pr=make_pr(state="closed"), totals=make_totals(records=0, cost_usd=Decimal(0)))
+    assert report.unmerged_spend is None
+
+
+# --- cost between pushes -------------------------------------------------------------------------------------
+
+
+def test_spend_belongs_to_the_push_it_led_to() -> None:
+    pushes = [make_push(sha="b" * 40, pushed_at=at(4)), make_push(sha="a" * 40, pushed_at=at(2))]  # any order
+    points = [
+        make_point(timestamp=at(-1), cost_usd=Decimal("1"), records=1),  # before the first push
+        make_point(timestamp=at(2), cost_usd=Decimal("2"), records=2),  # at the push itself
+        make_point(timestamp=at(3), cost_usd=Decimal("4"), records=4),
+        make_point(timestamp=at(6), cost_usd=Decimal("8"), records=8),  # after the last push
+    ]
+    assert bucket_by_push(points, pushes) == (
+        PushInterval("a" * 40, None, at(2), Decimal("3"), 3),
+        PushInterval("b" * 40, at(2), at(4), Decimal("4"), 4),
+        PushInterval(None, at(4), None, Decimal("8"), 8),
+    )
+
+
+def test_pushes_without_spend_are_listed_and_no_empty_tail() -> None:
+    intervals = bucket_by_push([make_point(timestamp=at(1))], [make_push(pushed_at=at(2)), make_push(pushed_at=at(3))])
+    assert [(i.records, i.end) for i in intervals] == [(10, at(2)), (0, at(3))]
+
+
+def test_no_pushes_no_timeline() -> None:
+    assert bucket_by_push([make_point()], []) == ()
+    assert make_report(pushes=()).timeline == ()
+
+
+# --- change, ratio, cache ------------------------------------------------------------------------------------
+
+
+def test_cost_per_changed_line_and_the_median_ratio() -> None:
+    report = make_report()
+    assert report.diff.changed_lines == 516
+    assert report.cost_per_changed_line == Decimal("12.48") / 516
+    assert report.median_ratio == Decimal("1.3")  # 0.02419 / 0.018
+
+
+@pytest.mark.parametrize("median", [None, Decimal(0)])
+def test_no_ratio_without_a_usable_median(median: Decimal | None) -> None:
+    assert make_report(repo_median_cost_per_line=median).median_ratio is None
+
+
+def test_zero_changed_lines_has_no_cost_per_line() -> None:
+    report = make_report(pr=make_pr(additions=0, deletions=0, changed_files=1))
+    assert report.cost_per_changed_line is None
+    assert report.median_ratio is None
+    assert report.summary_json()["cost_per_changed_line_usd"] is None
+
+
+def test_cache_read_share_of_all_input() -> None:
+    report = make_report(totals=make_totals(input_tokens=100, cache_read_tokens=300, cache_write_tokens=100))
+    assert report.cache_read_share == Decimal("0.6")
+    empty = make_totals(input_tokens=0, cache_read_tokens=0, cache_write_tokens=0)
+    assert make_report(totals=empty).cache_read_share is None
+
+
+def test_totals_tokens_leave_reasoning_out() -> None:
+    assert make_totals().total_tokens == 1_100_000 + 5_600_000 + 200_000 + 400_000
+
+
+def test_tables_are_costliest_first() -> None:
+    report = make_report(
+        by_model=(make_model(model="cheap", cost_usd=Decimal(1)), make_model(model="dear", cost_usd=Decimal(9))),
+        by_actor=(make_actor(actor=None, cost_usd=Decimal(1)), make_actor(actor="zed", cost_usd=Decimal(2))),
+    )
+    assert [m.model for m in report.by_model] == ["dear", "cheap"]
+    assert [a.actor for a in report.by_actor] == ["zed", None]
+
+
+# --- budget and config ---------------------------------------------------------------------------------------
+
+
+def test_budget_uses_cost_tokens_lines_and_exempt_labels() -> None:
+    config = parse_repo_config("budget:\n  max_cost_per_pr: 10\n  exempt_labels: [big-refactor]\n")
+    assert make_report(config=config, limits=Limits(max_cost_per_pr=Decimal(10))).budget.status == "fail"
+    exempt = make_report(
+        config=config, limits=Limits(max_cost_per_pr=Decimal(10)), pr=make_pr(labels=("big-refactor",))
+    )
+    assert exempt.budget.status == "none"
+    tokens = make_report(limits=Limits(max_tokens_per_pr=7_000_000))
+    assert tokens.budget.reasons == ("7.3 M tokens exceeds max_tokens_per_pr 7 M",)
+
+
+@pytest.mark.parametrize(
+    ("config", "totals", "wanted"),
+    [
+        ("", make_totals(), True),
+        ("comment:\n  behavior: off\n", make_totals(), False),
+        ("", make_totals(cost_usd=Decimal("0.009")), False),
+        ("", make_totals(cost_usd=Decimal("0.009"), unpriced_records=3), True),
+        ("comment:\n  min_cost: 20\n", make_totals(), False),
+        ("", make_totals(records=0, cost_usd=Decimal(0)), False),
+    ],
+)
+def test_is_comment_wanted(config: str, totals: SpendTotals, wanted: bool) -> None:
+    assert make_report(config=parse_repo_config(config), totals=totals).is_comment_wanted is wanted
+
+
+def test_details_url() -> None:
+    assert make_report().details_url == "https://tokentrail.example.com/repos/acme/widgets/pulls/482"
+
+
+# --- JSON ----------------------------------------------------------------------------------------------------
+
+
+def test_summary_json_is_the_design_contract() -> None:
+    summary = make_report(reviews=(make_review(),), limits=Limits(max_cost_per_pr=Decimal(25))).summary_json()
+    assert list(summary) == [
+        "repo", "number", "title", "author", "state", "head_ref", "head_sha", "diff", "usage",
+        "cost_per_changed_line_usd", "by_model", "by_actor", "review", "budget",
+    ]  # fmt: skip
+    assert summary["diff"] == {"additions": 420, "deletions": 96, "changed_files": 12, "changed_lines": 516}
+    assert summary["usage"] == {
+        "cost_usd": "12.48",
+        "records": 1234,
+        "unpriced_records": 0,
+        "input_tokens": 1_100_000,
+        "cache_read_tokens": 5_600_000,
+        "cache_write_tokens": 200_000,
+        "output_tokens": 400_000,
+        "reasoning_tokens": 50_000,
+    }
+    assert summary["cost_per_changed_line_usd"] == "0.0242"
+    assert summary["by_model"][0] == {
+        "model": "claude-sonnet-4-5",
+        "provider": "anthropic",
+        "records": 1102,
+        "cost_usd": "10.92",
+        "input_tokens": 1_000_000,
+        "output_tokens": 300_000,
+    }
+    assert summary["by_actor"][1] == {"actor": "bob", "agent": "codex", "records": 234, "cost_usd": "2.48"}
+    assert summary["review"] == {"approvals": 1, "changes_requested": 0, "outcome": "approved"}
+    assert summary["budget"] == {"status": "pass", "reasons": ["$12.48 within max_cost_per_pr $25.00 (50 %)"]}
+    assert (summary["repo"], summary["number"], summary["state"]) == ("acme/widgets", 482, "open")
+
+
+def test_summary_json_money_is_decimal_strings() -> None:
+    totals = make_totals(cost_usd=Decimal("0.000225000"))
+    summary = make_report(totals=totals, by_model=(make_model(cost_usd=Decimal("1E+1")),)).summary_json()
+    assert summary["usage"]["cost_usd"] == "0.000225"
+    assert summary["by_model"][0]["cost_usd"] == "10"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, None),
+        (Decimal(0), "0"),
+        (Decimal("12.48") / 516, "0.0242"),
+        (Decimal("0.029"), "0.029"),
+        (Decimal("0.000123456"), "0.000123"),
+        (Decimal("1.234567"), "1.2346"),
+    ],
+)
+def test_per_line_str(value: Decimal | None, text: str | None) -> None:
+    assert per_line_str(value) == text
+
+
+def test_budget_json() -> None:
+    report = make_report(limits=Limits(max_cost_per_pr=Decimal(10), max_tokens_per_pr=50_000_000))
+    assert report.budget_json() == {
+        "status": "fail",
+        "cost_usd": "12.48",
+        "reasons": ["$12.48 exceeds max_cost_per_pr $10.00", "7.3 M tokens within max_tokens_per_pr 50 M (15 %)"],
+        "limits": {
+            "max_cost_per_pr": "10",
+            "max_cost_per_changed_line": None,
+            "max_tokens_per_pr": 50_000_000,
+            "warn_at": "0.8",
+        },
+    }
