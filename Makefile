@@ -18,9 +18,8 @@ help: ## Show the targets
 install: $(BIN)/.installed ## Create .venv and install Tokentrail with its development tools
 
 .PHONY: demo
-demo: install ## Run Tokentrail locally: SQLite, dry-run, on http://127.0.0.1:8000
-	TOKENTRAIL_DATABASE_URL=$${TOKENTRAIL_DATABASE_URL:-sqlite:///./tokentrail-demo.db} TOKENTRAIL_DRY_RUN=true \
-		$(BIN)/tokentrail serve --host 127.0.0.1 --port 8000
+demo: install ## Seed a realistic history and serve the dashboard on http://127.0.0.1:8000 (SQLite, dry-run)
+	$(BIN)/tokentrail demo --host 127.0.0.1 --port 8000
 
 .PHONY: format
 format: install ## Format the code

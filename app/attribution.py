@@ -20,6 +20,7 @@ _PATTERNS = (
     re.compile(rf"^[^@/\s]+@[^:/\s]+:{_OWNER_NAME}(?:\.git)?/?$"),
 )
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+_SPACE = re.compile(r"\s")
 
 
 def normalize_repo(value: Any) -> str | None:
@@ -58,7 +59,7 @@ def normalize_branch(value: Any) -> str | None:
     if text.startswith("refs/heads/"):
         text = text[len("refs/heads/") :]
     # A detached HEAD names no branch.
-    if not text or text == "HEAD" or any(c.isspace() for c in text) or len(text) > 255:
+    if not text or text == "HEAD" or len(text) > 255 or _SPACE.search(text):
         return None
     return text
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -33,10 +34,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = _settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
     migrate(settings.database_url)
     mode = "dry-run (nothing is sent to GitHub)" if settings.is_dry_run else "GitHub App"
     print(f"tokentrail: serving on http://{args.host}:{args.port} · database {_redact(settings.database_url)} · {mode}")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 
@@ -48,6 +50,7 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     from app.main import build_worker
 
     settings = _settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
     migrate(settings.database_url)
     engine = create_db_engine(settings.database_url)
     worker = build_worker(settings, make_sessionmaker(engine))
@@ -63,6 +66,16 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     print(f"tokentrail: worker running · database {_redact(settings.database_url)} · {mode}")
     worker.run_forever(stop, wake)
     engine.dispose()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.demo import run_demo
+
+    configure_logging(log_format="text", level="WARNING")
+    run_demo(host=args.host, port=args.port, database=Path(args.database), serve=not args.no_serve)
     return 0
 
 
@@ -86,6 +99,27 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    import os
+
+    from app.agent_env import CheckoutError, build_env, read_checkout, render_json, render_sh
+
+    try:
+        checkout = read_checkout()
+    except CheckoutError as error:
+        print(f"tokentrail env: {error}", file=sys.stderr)
+        return 2
+    env = build_env(checkout, environ=os.environ, server=args.server)
+    sys.stdout.write(render_json(env) if args.format == "json" else render_sh(env))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.importer import run
+
+    return run(args)
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -105,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run only the worker (jobs: matching, comments, check runs)")
     worker.set_defaults(func=cmd_worker)
 
+    demo = commands.add_parser("demo", help="a complete local scenario: seeded history, dry-run, SQLite")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--database", default="tokentrail-demo.db", help="SQLite file, recreated at each run")
+    demo.add_argument("--no-serve", action="store_true", help="seed, print, and exit (for scripts and tests)")
+    demo.set_defaults(func=cmd_demo)
+
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)
 
@@ -114,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--owner", required=True, help="GitHub login (user or organisation) the token acts for")
     create.add_argument("--name", help="a label to recognise the token by")
     create.set_defaults(func=cmd_token_create)
+
+    env = commands.add_parser("env", help='print the attribution exports for this checkout: eval "$(tokentrail env)"')
+    env.add_argument("--format", choices=["sh", "json"], default="sh")
+    env.add_argument("--server", help="Tokentrail server: also export Claude Code's OTLP logs exporter settings")
+    env.set_defaults(func=cmd_env)
+
+    from app.importer import add_arguments as add_import_arguments
+
+    importer = commands.add_parser("import", help="upload local agent transcripts (Claude Code, Codex)")
+    import_sources = importer.add_subparsers(dest="import_source", required=True, metavar="SOURCE")
+    for source, what in (("claude-code", "Claude Code transcripts"), ("codex", "Codex rollouts")):
+        source_parser = import_sources.add_parser(source, help=f"import {what}")
+        add_import_arguments(source_parser, source)
+        source_parser.set_defaults(func=cmd_import)
     return parser
 
 

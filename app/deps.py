@@ -55,3 +55,35 @@ def require_owner(request: Request, factory: SessionFactoryDep) -> str:
 
 
 OwnerDep = Annotated[str, Depends(require_owner)]
+
+
+def require_repo_reader(owner: str, repo: str, request: Request, factory: SessionFactoryDep) -> str:
+    """`owner/name` when the caller may read that repository: an API token of its owner, or a GitHub Actions OIDC
+    token of that very repository whose owner has installed the App (DESIGN §8). 401/403 otherwise."""
+    from app.oidc import OidcError, looks_like_jwt, verify_actions_token
+    from app.repo_state import owner_has_installation
+
+    full_name = f"{owner.lower()}/{repo.lower()}"
+    token = bearer_token(request)
+    if not looks_like_jwt(token):
+        caller = require_owner(request, factory)
+        if caller != owner.lower():
+            raise HTTPException(status_code=403, detail=f"this token belongs to {caller}, not {owner.lower()}")
+        return full_name
+    settings: Settings = request.app.state.settings
+    try:
+        identity = verify_actions_token(token, jwks=request.app.state.jwks, audience=settings.audience)
+    except OidcError as error:
+        raise HTTPException(
+            status_code=error.status, detail=str(error), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    if identity.repository != full_name:
+        raise HTTPException(status_code=403, detail=f"this OIDC token is for {identity.repository}, not {full_name}")
+    with factory() as session:
+        installed = owner_has_installation(session, identity.owner)
+    if not installed:
+        raise HTTPException(status_code=403, detail=f"the Tokentrail App is not installed for {identity.owner}")
+    return full_name
+
+
+RepoReaderDep = Annotated[str, Depends(require_repo_reader)]

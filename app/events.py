@@ -149,7 +149,8 @@ def parse_event(event: str, payload: Any) -> Event:
 
 
 def _text(value: Any, default: str = "") -> str:
-    return value if isinstance(value, str) else default
+    # PostgreSQL text cannot hold NUL; a title or login carrying one must not fail the worker's inserts.
+    return value.replace("\x00", "") if isinstance(value, str) else default
 
 
 def _int(value: Any) -> int | None:
@@ -334,7 +335,9 @@ def _check_rerequest(event: str, payload: dict[str, Any]) -> CheckRerequest:
 
 
 def loads(body: bytes) -> Any:
+    """The payload of a UTF-8 JSON body. Decoded first: `json.loads(bytes)` would also accept UTF-16/32, which
+    GitHub never sends and which the delivery row (stored as UTF-8 text) could not hold faithfully."""
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise Ignored("payload is not JSON") from None

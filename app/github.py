@@ -18,6 +18,7 @@ from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
+from app import metrics
 from app.settings import Settings
 
 log = logging.getLogger("tokentrail.github")
@@ -99,16 +100,19 @@ class GitHubApp:
             self._installations[installation_id] = client
         return client
 
-    def _call(self, what: Callable[[], T]) -> T:
+    def _call(self, verb: str, what: Callable[[], T]) -> T:
+        metrics.GITHUB_CALLS.inc(verb)
         try:
             return what()
         except Exception as error:
-            raise _translate(error) from error
+            translated = _translate(error)
+            metrics.GITHUB_ERRORS.inc(verb, str(translated.status or "network"))
+            raise translated from error
 
     @property
     def bot_login(self) -> str:
         if self._bot_login is None:
-            app: Any = self._call(lambda: self._app.rest.apps.get_authenticated().json())
+            app: Any = self._call("get_app", lambda: self._app.rest.apps.get_authenticated().json())
             self._bot_login = f"{(app or {}).get('slug', 'tokentrail')}[bot]"
         return self._bot_login
 
@@ -117,13 +121,13 @@ class GitHubApp:
     def get_pull(self, installation_id: int, repo: str, number: int) -> dict[str, Any]:
         owner, name = repo.split("/", 1)
         client = self._client(installation_id)
-        data: dict[str, Any] = self._call(lambda: client.rest.pulls.get(owner, name, number).json())
+        data: dict[str, Any] = self._call("get_pull", lambda: client.rest.pulls.get(owner, name, number).json())
         return data
 
     def _pages(self, fetch: Callable[[int], Any], *, max_pages: int) -> Iterator[dict[str, Any]]:
         """Items of a paginated list endpoint, 100 a page, stopping at a short page or `max_pages`."""
         for page in range(1, max_pages + 1):
-            batch = self._call(lambda: fetch(page).json())  # noqa: B023 - called at once, inside this iteration
+            batch = self._call("list", lambda: fetch(page).json())  # noqa: B023 - called at once, inside this iteration
             yield from (item for item in batch if isinstance(item, dict))
             if len(batch) < 100:
                 return
@@ -147,7 +151,7 @@ class GitHubApp:
         owner, name = repo.split("/", 1)
         client = self._client(installation_id)
         try:
-            data = self._call(lambda: client.rest.repos.get_content(owner, name, path, ref=ref).json())
+            data = self._call("get_file", lambda: client.rest.repos.get_content(owner, name, path, ref=ref).json())
         except NotFound:
             return None
         if not isinstance(data, dict) or data.get("type") != "file":
@@ -174,13 +178,15 @@ class GitHubApp:
     def create_comment(self, installation_id: int, repo: str, number: int, body: str) -> int:
         owner, name = repo.split("/", 1)
         client = self._client(installation_id)
-        data = self._call(lambda: client.rest.issues.create_comment(owner, name, number, body=body).json())
+        data = self._call(
+            "create_comment", lambda: client.rest.issues.create_comment(owner, name, number, body=body).json()
+        )
         return int(data["id"])
 
     def update_comment(self, installation_id: int, repo: str, comment_id: int, body: str) -> None:
         owner, name = repo.split("/", 1)
         client = self._client(installation_id)
-        self._call(lambda: client.rest.issues.update_comment(owner, name, comment_id, body=body))
+        self._call("update_comment", lambda: client.rest.issues.update_comment(owner, name, comment_id, body=body))
 
     def upsert_check_run(
         self,
@@ -196,12 +202,14 @@ class GitHubApp:
         client = self._client(installation_id)
         if check_run_id is not None:
             self._call(
+                "upsert_check_run",
                 lambda: client.rest.checks.update(
                     owner, name, check_run_id, status="completed", conclusion=conclusion, output=output
-                )
+                ),
             )
             return check_run_id
         data = self._call(
+            "upsert_check_run",
             lambda: client.rest.checks.create(
                 owner,
                 name,
@@ -210,6 +218,6 @@ class GitHubApp:
                 status="completed",
                 conclusion=conclusion,
                 output=output,
-            ).json()
+            ).json(),
         )
         return int(data["id"])

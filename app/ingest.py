@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from app import store
+from app import metrics, store
 from app.attribution import Attribution, attribution_from_headers
 from app.deps import OwnerDep, SessionFactoryDep, SettingsDep
 from app.records import ParsedBatch, PayloadError, Rejection, UsageRecord
@@ -152,7 +152,9 @@ def ingest(
     )
 
 
-async def _handle(request: Request, parser: Parser, *, owner: str, factory: Any, settings: Any) -> JSONResponse:
+async def _handle(
+    request: Request, parser: Parser, *, source: str, owner: str, factory: Any, settings: Any
+) -> JSONResponse:
     body = await read_body(request, limit=settings.max_body_bytes)
     result = await run_in_threadpool(
         ingest,
@@ -164,6 +166,10 @@ async def _handle(request: Request, parser: Parser, *, owner: str, factory: Any,
         factory=factory,
         max_records=settings.max_batch_records,
     )
+    metrics.RECORDS_INGESTED.inc(source, amount=result.accepted)
+    metrics.RECORDS_DUPLICATE.inc(source, amount=result.duplicates)
+    metrics.RECORDS_REJECTED.inc(source, amount=len(result.rejected))
+    metrics.RECORDS_SKIPPED.inc(source, amount=result.skipped)
     if result.accepted:
         request.app.state.wake_worker()
     payload = result.as_json()
@@ -187,11 +193,11 @@ SOURCE_ROUTES: dict[str, tuple[Parser, str]] = {
 }
 
 
-def _make_endpoint(parser: Parser) -> Callable[..., Any]:
+def _make_endpoint(parser: Parser, source: str) -> Callable[..., Any]:
     async def endpoint(
         request: Request, owner: OwnerDep, factory: SessionFactoryDep, settings: SettingsDep
     ) -> JSONResponse:
-        return await _handle(request, parser, owner=owner, factory=factory, settings=settings)
+        return await _handle(request, parser, source=source, owner=owner, factory=factory, settings=settings)
 
     return endpoint
 
@@ -205,6 +211,7 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 for _path, (_parser, _summary) in SOURCE_ROUTES.items():
+    _source = "api" if _path == "/v1/usage" else _path.split("/")[3]  # the metrics label
     router.add_api_route(
-        _path, _make_endpoint(_parser), methods=["POST"], summary=_summary, responses=_INGEST_RESPONSES
+        _path, _make_endpoint(_parser, _source), methods=["POST"], summary=_summary, responses=_INGEST_RESPONSES
     )

@@ -7,6 +7,7 @@ A job whose worker died (state `running`, lock older than LEASE) is claimed agai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -52,6 +53,33 @@ def enqueue(session: Session, *, kind: str, key: str, delay: float = 0.0) -> Non
             updated_at=now,
         )
     )
+
+
+def enqueue_many(session: Session, *, kind: str, keys: Iterable[str]) -> None:
+    """`enqueue` for many keys with one read (the ingest path queues a match job per repository of a batch)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    waiting = {
+        key
+        for (key,) in session.execute(sa.select(J.key).where(J.kind == kind, J.state == "queued", J.key.in_(wanted)))
+    }
+    now = utcnow()
+    rows = [
+        {
+            "kind": kind,
+            "key": key,
+            "state": "queued",
+            "attempts": 0,
+            "run_after": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for key in wanted
+        if key not in waiting
+    ]
+    if rows:
+        session.execute(sa.insert(JOBS), rows)
 
 
 def claim(session: Session, *, now: datetime | None = None) -> ClaimedJob | None:
@@ -100,6 +128,15 @@ def retry(session: Session, job: ClaimedJob, *, error: str, retry_after: float |
         delay = max(retry_after or 0.0, backoff_seconds(job.attempts))
         values.update(state="queued", run_after=now + timedelta(seconds=delay))
     session.execute(sa.update(JOBS).where(J.id == job.id).values(**values))
+
+
+def purge_done(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:
+    """Forget finished jobs after a while: the outbox stays small (failed ones are kept for inspection)."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(sa.delete(JOBS).where(J.state == "done", J.updated_at < utcnow() - older_than)),
+    )
+    return int(result.rowcount)
 
 
 def next_due_in(session: Session) -> float | None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app import api, ingest, pulls_api, webhooks
+from app import api, dashboard, ingest, jobs, metrics, pulls_api, report_api, webhooks
 from app.db import create_db_engine, make_sessionmaker
+from app.oidc import JwksCache
 from app.publish import Publisher
 from app.settings import Settings, get_settings
 from app.worker import Worker
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.sessionmaker = factory
     app.state.worker = worker
     app.state.wake_worker = wake.set
+    app.state.jwks = JwksCache(str(settings.oidc_jwks_url))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -71,12 +74,32 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
         return JSONResponse({"detail": details}, status_code=422)
 
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")  # the route's template keeps label values few
+        metrics.REQUEST_SECONDS.observe(
+            time.perf_counter() - started, request.method, template, str(response.status_code)
+        )
+        return response
+
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        with factory() as session:
+            job_counts = jobs.counts_by_state(session)
+        gauges = metrics.render_gauge("tokentrail_jobs", "Jobs in the outbox, by state", "state", job_counts)
+        return PlainTextResponse(metrics.render_all(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.include_router(ingest.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(pulls_api.router)
+    app.include_router(report_api.router)
+    app.include_router(dashboard.router)
     return app

@@ -132,7 +132,7 @@ def _decide(
 ) -> Match | None:
     """Apply the rules to the candidates found (by a scan or an index) for one record with a repository."""
     # The PR of the record's own repository beats a same-numbered PR opened from it (a fork) into another one.
-    pr = min(named, key=_creation_order, default=None)
+    pr = min(named, key=lambda p: (p.repo != record.repo, *_creation_order(p)), default=None)
     if pr is not None:
         return Match(pr.repo, pr.number, "explicit")
     if on_default_branch:
@@ -178,8 +178,7 @@ def match_record(
             and any(sha.startswith(commit) for sha in p.commits)
         ]
     on_default = branch is not None and (
-        default_branches.get(repo) == branch
-        or any(p.head_repo == repo and p.default_branch == branch for p in prs)
+        default_branches.get(repo) == branch or any(p.head_repo == repo and p.default_branch == branch for p in prs)
     )
     return _decide(record, named=named, containing=containing, on_default_branch=on_default, windows=windows)
 

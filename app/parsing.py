@@ -69,7 +69,9 @@ def to_datetime(value: Any) -> datetime:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"unreadable timestamp {value!r}") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        # Always UTC: SQLite stores a datetime's wall-clock digits without its offset, so a "-08:00" time
+        # kept as such would be read back 8 hours early.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, int | float):
         seconds = float(value)
         # Pick the unit by magnitude: seconds (~1.7e9), milliseconds (~1.7e12), microseconds, nanoseconds.

@@ -64,30 +64,39 @@ def _unit_price(price: Any, total_input_tokens: int) -> Decimal | None:
     input tokens, cache included) applies that tier's rate to all units."""
     if price is None or isinstance(price, Decimal):
         return price
-    tiers = getattr(price, "tiers", None)
-    if tiers is None:
-        raise TypeError(price)
     applicable: Decimal = price.base
-    for tier in reversed(tiers):
+    for tier in reversed(price.tiers):
         if total_input_tokens > tier.start:
             applicable = tier.price
             break
     return applicable
 
 
+@lru_cache(maxsize=4096)
+def _price_fields(provider: str | None, model: str, day: date) -> tuple[Any, ...] | None:
+    """The five prices the fast path reads, looked up once per (provider, model, day); None when one of them is
+    neither a plain nor a tiered price (the library then does the arithmetic)."""
+    price = _model_price(provider, model, day)
+    fields = tuple(getattr(price, name, None) for name in _LINEAR_FIELDS)
+    if all(f is None or isinstance(f, Decimal) or hasattr(f, "tiers") for f in fields):
+        return fields
+    return None
+
+
 def compute_cost(record: UsageRecord) -> Decimal | None:
     """The computed cost in USD, or None when the model is unknown to genai-prices."""
-    price = _model_price(record.provider, record.model, record.timestamp.date())
+    day = record.timestamp.date()
+    price = _model_price(record.provider, record.model, day)
     if price is None:
         return None
+    fields = _price_fields(record.provider, record.model, day)
+    if fields is None:
+        return library_cost(record, price)
     counts = (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens, record.output_tokens)
     total_input = counts[0] + counts[1] + counts[2]
-    try:
-        input_mtok, read_mtok, write_mtok, output_mtok, requests_kcount = (
-            _unit_price(getattr(price, name, None), total_input) for name in _LINEAR_FIELDS
-        )
-    except TypeError:
-        return library_cost(record, price)
+    input_mtok, read_mtok, write_mtok, output_mtok, requests_kcount = (
+        _unit_price(field, total_input) for field in fields
+    )
     # A model without a separate cache price bills those tokens as plain input (as genai-prices does).
     read_mtok = input_mtok if read_mtok is None else read_mtok
     write_mtok = input_mtok if write_mtok is None else write_mtok
@@ -96,7 +105,7 @@ def compute_cost(record: UsageRecord) -> Decimal | None:
         return library_cost(record, price)
     # Fast path, ~10x cheaper than ModelPrice.calc_price, which resolves its unit registry on every call;
     # a test checks it equals the library's answer for every model in the snapshot.
-    total = sum((p * n for p, n in zip(prices, counts, strict=True) if p is not None), Decimal(0))
+    total = sum((p * n for p, n in zip(prices, counts, strict=True) if p is not None and n), Decimal(0))
     cost = total / _MTOK
     if requests_kcount is not None:
         cost += requests_kcount / _KCOUNT

@@ -210,10 +210,15 @@ class Publisher:
             )
         if config.check_run and report.pr.head_sha:
             same_sha = pull.check_run_sha == report.pr.head_sha
+            # The summary shows when it was generated: compare with this report rendered as of the stored one,
+            # so a refresh that changed no figure does not edit the check run just to move "updated …".
+            shown = check
+            if same_sha and pull.comment_generated_at is not None:
+                shown = render_check_run(replace(report, generated_at=as_utc(pull.comment_generated_at)))
             unchanged = same_sha and (pull.check_title, pull.check_summary, pull.check_conclusion) == (
-                check.title,
-                check.summary,
-                check.conclusion,
+                shown.title,
+                shown.summary,
+                shown.conclusion,
             )
             if not unchanged:
                 output = {"title": check.title[:255], "summary": check.summary}

@@ -9,15 +9,17 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
-from app.api import authorize_repo
 from app.budget import limits_with_overrides
-from app.deps import OwnerDep, SessionDep, SettingsDep
+from app.deps import RepoReaderDep, SessionDep, SettingsDep
 from app.facts import PullNotFound, gather_facts
+from app.rematch import U
 from app.render import render_comment
+from app.repo_state import PULLS
 from app.report import PullRequestReport, build_report
 from app.settings import Settings
 
@@ -43,9 +45,8 @@ def pull_report(
 
 @router.get(PATH, summary="Spend summary of a pull request")
 def get_pull(
-    owner: str, repo: str, number: int, caller: OwnerDep, session: SessionDep, settings: SettingsDep
+    owner: str, repo: str, number: int, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    full_name = authorize_repo(owner, repo, caller=caller)
     return pull_report(session, repo=full_name, number=number, settings=settings).summary_json()
 
 
@@ -54,14 +55,13 @@ def get_budget(
     owner: str,
     repo: str,
     number: int,
-    caller: OwnerDep,
+    full_name: RepoReaderDep,
     session: SessionDep,
     settings: SettingsDep,
     max_cost: Annotated[Decimal | None, Query(ge=0, description="overrides max_cost_per_pr (USD)")] = None,
     max_cost_per_changed_line: Annotated[Decimal | None, Query(ge=0)] = None,
     max_tokens: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
-    full_name = authorize_repo(owner, repo, caller=caller)
     overrides = {
         key: value
         for key, value in (
@@ -72,13 +72,33 @@ def get_budget(
         if value is not None
     }
     report = pull_report(session, repo=full_name, number=number, settings=settings, overrides=overrides)
-    return report.budget_json()
+    return {**report.budget_json(), **_delivery_state(session, repo=full_name, number=number, report=report)}
+
+
+def _delivery_state(session: Session, *, repo: str, number: int, report: PullRequestReport) -> dict[str, Any]:
+    """What the Action needs beyond the verdict: where the comment is, and whether usage is still being matched
+    (records of the PR's head repository not yet examined), so it can wait for the last of it."""
+    pull = session.execute(
+        sa.select(PULLS.c.comment_id, PULLS.c.head_repo).where(PULLS.c.repo == repo, PULLS.c.number == number)
+    ).one()
+    comment_url = report.pr.html_url or f"https://github.com/{repo}/pull/{number}"
+    if pull.comment_id is not None:
+        comment_url += f"#issuecomment-{pull.comment_id}"
+    pending = session.execute(
+        sa.select(sa.func.count()).where(U.repo.in_({repo, pull.head_repo or repo}), U.matched_at.is_(None))
+    ).scalar_one()
+    return {
+        "number": number,
+        "comment_url": comment_url,
+        "details_url": report.details_url,
+        "records": report.totals.records,
+        "pending_records": int(pending),
+    }
 
 
 @router.get(PATH + "/comment.md", summary="The PR comment as rendered now", response_class=PlainTextResponse)
 def get_comment(
-    owner: str, repo: str, number: int, caller: OwnerDep, session: SessionDep, settings: SettingsDep
+    owner: str, repo: str, number: int, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
 ) -> PlainTextResponse:
-    full_name = authorize_repo(owner, repo, caller=caller)
     report = pull_report(session, repo=full_name, number=number, settings=settings)
     return PlainTextResponse(render_comment(report), media_type="text/markdown; charset=utf-8")

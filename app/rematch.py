@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.db import as_utc, utcnow
 from app.matching import MIN_COMMIT_PREFIX, Match, PullRequestFacts, UsageFacts, match_records
 from app.models import Usage
@@ -134,6 +135,7 @@ def _apply(session: Session, rows: Sequence[Any], matches: dict[int, Match | Non
     touched: set[PullKey] = set()
     for row in rows:
         match = matches.get(row.pk)
+        metrics.MATCHES.inc(match.rule if match else "none")
         new = (match.repo, match.number, match.rule) if match else (None, None, None)
         old = (row.pr_repo, row.pr_number, row.match_rule)
         if new != old:

@@ -328,5 +328,5 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         limits=facts.limits,
         config=facts.config,
         generated_at=facts.generated_at,
-        details_url=f"{facts.public_url.rstrip('/')}/repos/{pr.repo}/pulls/{pr.number}",
+        details_url=f"{facts.public_url.rstrip('/')}/dashboard/{pr.repo}/pulls/{pr.number}",
     )

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_batch_records: int = Field(default=10_000, gt=0)
     run_worker: bool = True
+    # The owner whose dashboard demo mode shows (`tokentrail demo` seeds it).
+    demo_owner: str = "acme"
+    # Dashboard open without login, showing the demo organisation (set by `tokentrail demo`; never in production).
+    demo_mode: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -44,6 +48,11 @@ class Settings(BaseSettings):
             # psycopg 3 is the driver we ship; SQLAlchemy would otherwise look for psycopg2.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
+
+    @field_validator("demo_owner")
+    @classmethod
+    def _login(cls, value: str) -> str:
+        return value.strip().lower()
 
     @model_validator(mode="after")
     def _private_key_readable(self) -> Settings:

@@ -1,13 +1,19 @@
-"""Writing usage records: one bulk statement per batch, idempotent on (source, record_id)."""
+"""Writing usage records: one bulk statement per batch, idempotent on (source, record_id).
+
+This is the hot path of the product (every model call of a company passes here), so it skips what costs per row:
+rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL), not ORM objects and
+not SQLAlchemy's per-row parameter processing; the number of rows written comes from the database itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
@@ -18,42 +24,53 @@ from app.pricing import price_record
 from app.records import UsageRecord
 
 USAGE = Usage.__table__  # type: ignore[attr-defined]
-_TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+COLUMNS = (
+    "source", "record_id", "timestamp", "provider", "model", "input_tokens", "cache_read_tokens",
+    "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd", "cost_reported", "owner", "repo",
+    "branch", "commit", "pr", "actor", "agent", "session_id", "received_at",
+)  # fmt: skip
+_QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
+_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+_UPDATED = (*_TOKENS, "reasoning_tokens", "cost_nanousd", "cost_reported")
+
+
+def _total(prefix: str) -> str:
+    return " + ".join(f"{prefix}.{name}" for name in _TOKENS)
+
+
+# A redelivery with the same tokens is a duplicate (no write). A later, larger version of the same record (a
+# streamed transcript line, a gateway log completed after the fact) replaces the figures it carries.
+_ON_CONFLICT = (
+    "ON CONFLICT (source, record_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+    + f" WHERE {_total('excluded')} > {_total('usage')}"
+)
+_SQLITE_INSERT = f"INSERT INTO usage ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))}) {_ON_CONFLICT}"
+_PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS usage_incoming (LIKE usage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+_PG_INSERT = f"INSERT INTO usage ({_QUOTED}) SELECT {_QUOTED} FROM usage_incoming {_ON_CONFLICT}"
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     accepted: int
     duplicates: int
-    pks: tuple[int, ...] = ()
 
 
-def _row(record: UsageRecord, *, owner: str, received_at: Any) -> dict[str, Any]:
+def _sqlite_time(moment: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime type reads back (always UTC here).
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _row(record: UsageRecord, *, owner: str, received_at: Any, sqlite: bool) -> tuple[Any, ...]:
     cost, reported = price_record(record)
     attribution = record.attribution
-    return {
-        "source": record.source,
-        "record_id": record.id,
-        "timestamp": record.timestamp,
-        "provider": record.provider,
-        "model": record.model,
-        "input_tokens": record.input_tokens,
-        "cache_read_tokens": record.cache_read_tokens,
-        "cache_write_tokens": record.cache_write_tokens,
-        "output_tokens": record.output_tokens,
-        "reasoning_tokens": record.reasoning_tokens,
-        "cost_nanousd": to_nanousd(cost),
-        "cost_reported": reported,
-        "owner": owner,
-        "repo": attribution.repo,
-        "branch": attribution.branch,
-        "commit": attribution.commit,
-        "pr": attribution.pr,
-        "actor": record.actor,
-        "agent": record.agent,
-        "session_id": record.session_id,
-        "received_at": received_at,
-    }
+    timestamp = _sqlite_time(record.timestamp) if sqlite else record.timestamp
+    return (
+        record.source, record.id, timestamp, record.provider, record.model, record.input_tokens,
+        record.cache_read_tokens, record.cache_write_tokens, record.output_tokens, record.reasoning_tokens,
+        to_nanousd(cost), reported, owner, attribution.repo, attribution.branch, attribution.commit, attribution.pr,
+        record.actor, record.agent, record.session_id, received_at,
+    )  # fmt: skip
 
 
 def _keep_largest(records: list[UsageRecord]) -> list[UsageRecord]:
@@ -68,22 +85,31 @@ def _keep_largest(records: list[UsageRecord]) -> list[UsageRecord]:
     return list(best.values())
 
 
-@lru_cache(maxsize=4)
-def _upsert(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(USAGE)
-    excluded = statement.excluded
+def _write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
+    driver: Any = session.connection().connection.dbapi_connection
+    # sqlite3 counts the rows each statement inserted or updated; a skipped conflict counts nothing.
+    before = driver.total_changes
+    session.connection().exec_driver_sql(_SQLITE_INSERT, rows)
+    return int(driver.total_changes - before)
 
-    def total(columns: Any) -> Any:
-        return sum((columns[name] for name in _TOKEN_COLUMNS[1:]), columns[_TOKEN_COLUMNS[0]])
 
-    # A redelivery with the same tokens is a duplicate (no write). A later, larger version of the same record
-    # (a streamed transcript line, a gateway log completed after the fact) replaces the figures it carries.
-    return statement.on_conflict_do_update(
-        index_elements=["source", "record_id"],
-        set_={name: excluded[name] for name in (*_TOKEN_COLUMNS, "reasoning_tokens", "cost_nanousd", "cost_reported")},
-        where=total(excluded) > total(USAGE.c),
-    ).returning(USAGE.c.pk)
+def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
+    """COPY into a session-local staging table, then one INSERT … SELECT with the same conflict rule."""
+    connection = session.connection()
+    connection.exec_driver_sql(_PG_STAGE)
+    driver: Any = connection.connection.dbapi_connection
+    cursor = driver.cursor()
+    with cursor.copy(f"COPY usage_incoming ({_QUOTED}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    result = connection.exec_driver_sql(_PG_INSERT)
+    connection.exec_driver_sql("TRUNCATE usage_incoming")
+    return int(result.rowcount)
+
+
+# SQLite has one writer at a time and makes a blocked writer sleep and poll (its busy handler), which wastes
+# most of the time when several requests of this process write at once: they queue on this lock instead.
+_SQLITE_WRITER = threading.Lock()
 
 
 def store_usage(factory: sessionmaker[Session], *, records: list[UsageRecord], owner: str) -> Written:
@@ -91,17 +117,19 @@ def store_usage(factory: sessionmaker[Session], *, records: list[UsageRecord], o
     if not records:
         return Written(accepted=0, duplicates=0)
     unique = _keep_largest(records)
-    received_at = utcnow()
-    rows = [_row(record, owner=owner, received_at=received_at) for record in unique]
-    with factory() as session, session.begin():
-        statement = _upsert(session.get_bind().dialect.name)
-        pks = tuple(pk for (pk,) in session.execute(statement, rows))
-        if pks:
+    sqlite = factory.kw["bind"].dialect.name == "sqlite"
+    now = utcnow()
+    received_at = _sqlite_time(now) if sqlite else now
+    # Pricing and row building happen before the write lock: only the statement itself is serialised.
+    rows = [_row(record, owner=owner, received_at=received_at, sqlite=sqlite) for record in unique]
+    repos = {record.attribution.repo for record in unique if record.attribution.repo}
+    with _SQLITE_WRITER if sqlite else contextlib.nullcontext(), factory() as session, session.begin():
+        accepted = _write_sqlite(session, rows) if sqlite else _write_postgres(session, rows)
+        if accepted:
             # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch); the
             # job is queued in the same transaction as the records, so neither can exist without the other.
-            for repo in sorted({row["repo"] for row in rows}):
-                jobs.enqueue(session, kind="match", key=repo)
-    return Written(accepted=len(pks), duplicates=len(records) - len(pks), pks=pks)
+            jobs.enqueue_many(session, kind="match", keys=repos)
+    return Written(accepted=accepted, duplicates=len(records) - accepted)
 
 
 def count_usage(session: Session) -> int:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs
+from app import jobs, metrics
 from app.db import utcnow
 from app.deps import SessionFactoryDep, SettingsDep
 from app.events import Ignored, loads, parse_event
@@ -94,11 +94,17 @@ async def receive_webhook(request: Request, factory: SessionFactoryDep, settings
         payload = loads(body)
         parse_event(event, payload)
     except Ignored as ignored:
+        metrics.WEBHOOKS.inc(event, "ignored")
         return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
-    action = payload.get("action") if isinstance(payload.get("action"), str) else None
+    action = payload.get("action")
+    # Kept for reading the table only (the worker re-parses the payload): an action the VARCHAR(64) column or
+    # PostgreSQL text (no NUL) cannot hold would fail the insert with a 500, so it is stored as None.
+    if not isinstance(action, str) or len(action) > 64 or "\x00" in action:
+        action = None
     stored = await run_in_threadpool(
         record_delivery, factory, delivery_id=delivery_id, event=event, action=action, body=body
     )
+    metrics.WEBHOOKS.inc(event, "queued" if stored else "redelivery")
     if not stored:
         return JSONResponse({"status": "ignored", "reason": "delivery already received"}, status_code=200)
     request.app.state.wake_worker()

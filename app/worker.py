@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs, repo_state
+from app import jobs, metrics, repo_state
 from app.events import (
     CheckRerequest,
     Ignored,
@@ -78,12 +79,15 @@ class Worker:
             with self.factory() as session, session.begin():
                 handler(session, job.key)
                 jobs.finish(session, job)
+            metrics.JOBS_RUN.inc(job.kind, "done")
         except RetryLater as later:
             log.warning("job %s %s will be retried: %s", job.kind, job.key, later)
+            metrics.JOBS_RUN.inc(job.kind, "retry")
             with self.factory() as session, session.begin():
                 jobs.retry(session, job, error=str(later), retry_after=later.retry_after)
         except Exception as error:  # the job boundary: record what went wrong, retry with backoff
             log.exception("job %s %s failed", job.kind, job.key)
+            metrics.JOBS_RUN.inc(job.kind, "error")
             with self.factory() as session, session.begin():
                 jobs.retry(session, job, error=f"{type(error).__name__}: {error}")
         return True
@@ -96,8 +100,13 @@ class Worker:
         return ran
 
     def run_forever(self, stop: threading.Event, wake: threading.Event) -> None:
+        next_purge = 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() > next_purge:
+                    with self.factory() as session, session.begin():
+                        jobs.purge_done(session)
+                    next_purge = time.monotonic() + 600
                 if self.run_once():
                     continue
                 with self.factory() as session:

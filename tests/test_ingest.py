@@ -217,3 +217,10 @@ def test_usage_filters(client: TestClient, auth: dict[str, str]) -> None:
     assert usage_of(client, auth, since="2026-11-02T00:00:00Z")["records"] == 2
     assert usage_of(client, auth, until="2026-11-02T00:00:00Z")["records"] == 1
     assert client.get("/v1/repos/acme/widgets/usage", headers=auth, params={"since": "nope"}).status_code == 422
+
+
+def test_offsets_are_stored_as_the_same_instant(client: TestClient, auth: dict[str, str]) -> None:
+    # 20:00 at -08:00 is 04:00 UTC the next day: SQLite would keep the wall-clock digits if we let it.
+    client.post("/v1/usage", json=[make_usage(1, timestamp="2026-11-01T20:00:00-08:00")], headers=auth)
+    assert usage_of(client, auth, since="2026-11-02T03:59:00Z")["records"] == 1
+    assert usage_of(client, auth, since="2026-11-02T04:01:00Z")["records"] == 0

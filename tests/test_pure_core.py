@@ -8,9 +8,12 @@ import sys
 PURE = [
     "app.records",
     "app.attribution",
+    "app.agent_env",
     "app.parsing",
     "app.pricing",
     "app.money",
+    "app.charts",
+    "app.outcome_report",
     "app.sources.canonical",
     "app.sources.litellm",
     "app.sources.otlp",

@@ -339,7 +339,7 @@ def test_is_comment_wanted(config: str, totals: SpendTotals, wanted: bool) -> No
 
 
 def test_details_url() -> None:
-    assert make_report().details_url == "https://tokentrail.example.com/repos/acme/widgets/pulls/482"
+    assert make_report().details_url == "https://tokentrail.example.com/dashboard/acme/widgets/pulls/482"
 
 
 # --- JSON ----------------------------------------------------------------------------------------------------

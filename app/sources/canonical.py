@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from app.attribution import Attribution
@@ -29,17 +30,41 @@ def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
 
 def _text(item: dict[str, Any], name: str, *, required: bool = False, limit: int = 255) -> str | None:
     value = item.get(name)
+    if type(value) is str and 0 < len(value) <= limit:  # the common case, checked first: this runs per field
+        return value
     if value is None or value == "":
         if required:
             raise ValueError(f"{name} is required")
         return None
     if isinstance(value, int) and not isinstance(value, bool) and name == "id":
-        value = str(value)
+        return str(value)
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string")
-    if len(value) > limit:
-        raise ValueError(f"{name} is longer than {limit} characters")
-    return value
+    raise ValueError(f"{name} is longer than {limit} characters")
+
+
+def _count(item: dict[str, Any], name: str) -> int:
+    value = item.get(name)
+    if type(value) is int and value >= 0:
+        return value
+    try:
+        return to_int(value)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+
+
+def _timestamp(value: Any) -> datetime:
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)  # RFC 3339 in the common case, "Z" included
+        except ValueError:
+            pass
+        else:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return to_datetime(value)
+    except ValueError as error:
+        raise ValueError(f"timestamp: {error}") from None
 
 
 def parse_record(item: Any) -> UsageRecord:
@@ -54,27 +79,24 @@ def parse_record(item: Any) -> UsageRecord:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}")
     if "timestamp" not in item:
         raise ValueError("timestamp is required")
-    try:
-        timestamp = to_datetime(item["timestamp"])
-    except ValueError as error:
-        raise ValueError(f"timestamp: {error}") from None
-    tokens = {}
-    for name in _TOKEN_FIELDS:
-        try:
-            tokens[name] = to_int(item.get(name))
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
+    timestamp = _timestamp(item["timestamp"])
     try:
         cost = to_decimal(item.get("cost_usd"))
     except ValueError as error:
         raise ValueError(f"cost_usd: {error}") from None
+    provider = _text(item, "provider", limit=64)
     assert record_id is not None and model is not None
     return UsageRecord(
         id=record_id,
         source=source,
         timestamp=timestamp,
         model=model,
-        provider=(_text(item, "provider", limit=64) or "").lower() or None,
+        provider=provider.lower() if provider else None,
+        input_tokens=_count(item, "input_tokens"),
+        cache_read_tokens=_count(item, "cache_read_tokens"),
+        cache_write_tokens=_count(item, "cache_write_tokens"),
+        output_tokens=_count(item, "output_tokens"),
+        reasoning_tokens=_count(item, "reasoning_tokens"),
         cost_usd=cost,
         attribution=Attribution.parse(
             repo=item.get("repo"), branch=item.get("branch"), commit=item.get("commit"), pr=item.get("pr")
@@ -82,5 +104,4 @@ def parse_record(item: Any) -> UsageRecord:
         actor=_text(item, "actor"),
         agent=_text(item, "agent", limit=100),
         session_id=_text(item, "session_id"),
-        **tokens,
     )

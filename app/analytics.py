@@ -1,0 +1,327 @@
+"""Spend against outcomes for one repository or a whole owner over [since, until) (DESIGN §1, the dashboard).
+
+Shell: a handful of aggregate queries (plain SQL, portable between SQLite and PostgreSQL: no scan per row), then
+bucketing of the aggregated rows in Python. The figures:
+
+- spend by day (by week past ~3 months) and model;
+- cost per merged changed line by week of merge: all the spend of the PRs merged that week over their changed lines;
+- spend on merged, closed-without-merge ("spend that produced nothing"), still-open PRs, and unmatched usage;
+- top PRs by spend, by author (the PR's author for matched spend, the usage's actor for the rest) and by agent;
+- unmatched spend by branch, the default branch included and flagged.
+
+A repository's usage is what its PRs hold (`pr_repo`) plus the unmatched records made in it; an owner's is the sum
+over its repositories, so the owner's figures always add up to its repositories' figures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.db import as_utc
+from app.money import from_nanousd
+from app.outcome_report import (
+    OUTCOMES,
+    Analytics,
+    BranchSpend,
+    Bucket,
+    MergedWeek,
+    NamedSpend,
+    Outcome,
+    OutcomeSpend,
+    Period,
+    PullSpend,
+    RepoSpend,
+    Scope,
+    Spend,
+    monday,
+)
+from app.rematch import USAGE, U
+from app.repo_state import PULLS, REPOSITORIES, default_branches
+
+DEFAULT_DAYS = 30
+MAX_DAILY_BUCKETS = 92  # past ~3 months the chart shows weeks
+TOP_PULLS = 20
+P = PULLS.c
+
+
+def _usd(nanousd: Any) -> Decimal:
+    return from_nanousd(int(nanousd or 0)) or Decimal(0)
+
+
+def _spend_columns() -> list[Any]:
+    return [
+        sa.func.coalesce(sa.func.sum(U.cost_nanousd), 0).label("cost"),
+        sa.func.count().label("records"),
+        sa.func.count().filter(U.cost_nanousd.is_(None)).label("unpriced"),
+    ]
+
+
+def _spend(row: Any) -> Spend:
+    return Spend(_usd(row.cost), int(row.records), int(row.unpriced))
+
+
+def _owner_pull_repos(owner: str) -> Any:
+    return sa.select(P.repo).where(P.repo.startswith(owner + "/", autoescape=True)).distinct()
+
+
+def _usage_scope(scope: Scope) -> Any:
+    if scope.repo is not None:
+        return sa.or_(U.pr_repo == scope.repo, sa.and_(U.repo == scope.repo, U.pr_number.is_(None)))
+    return sa.or_(U.pr_repo.in_(_owner_pull_repos(scope.owner)), sa.and_(U.owner == scope.owner, U.pr_number.is_(None)))
+
+
+def _pull_scope(scope: Scope) -> Any:
+    return P.repo == scope.repo if scope.repo is not None else P.repo.startswith(scope.owner + "/", autoescape=True)
+
+
+def _window(period: Period) -> Any:
+    return sa.and_(U.timestamp >= period.since, U.timestamp < period.until)
+
+
+def _day(session: Session) -> Any:
+    """The UTC calendar day of a record: SQLite stores UTC text, PostgreSQL needs the zone named (no bound
+    parameters: PostgreSQL would not see the SELECT and GROUP BY expressions as the same one)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.func.date(U.timestamp)
+    return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), U.timestamp), sa.Date)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def latest_usage(session: Session, scope: Scope) -> datetime | None:
+    value = session.execute(sa.select(sa.func.max(U.timestamp)).where(_usage_scope(scope))).scalar_one()
+    return None if value is None else as_utc(value)
+
+
+def default_period(
+    session: Session, scope: Scope, *, now: datetime, since: datetime | None = None, until: datetime | None = None
+) -> Period:
+    """The last 30 days up to now; when the scope has no usage in them, the 30 days up to its latest usage."""
+    if until is None:
+        latest = latest_usage(session, scope) if since is None else None
+        until = now
+        if latest is not None and not now - timedelta(days=DEFAULT_DAYS) <= latest < now:
+            until = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if since is None:
+        since = until - timedelta(days=DEFAULT_DAYS)
+    return Period(as_utc(since), as_utc(until))
+
+
+def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
+    day = _day(session)
+    rows = session.execute(
+        sa.select(day.label("day"), U.model, *_spend_columns())
+        .where(_usage_scope(scope), _window(period))
+        .group_by(day, U.model)
+    ).all()
+    kind: Literal["day", "week"] = "day" if period.days <= MAX_DAILY_BUCKETS else "week"
+    start = period.since.date() if kind == "day" else monday(period.since.date())
+    last = (period.until - timedelta(microseconds=1)).date()
+    step = timedelta(days=1 if kind == "day" else 7)
+    costs: dict[date, dict[str, Decimal]] = {}
+    cursor = start
+    while cursor <= last:
+        costs[cursor] = {}
+        cursor += step
+    for row in rows:
+        key = _as_date(row.day) if kind == "day" else monday(_as_date(row.day))
+        models = costs.setdefault(key, {})
+        models[row.model] = models.get(row.model, Decimal(0)) + _usd(row.cost)
+    return kind, tuple(
+        Bucket(key, tuple(sorted(((m, c) for m, c in models.items() if c), key=lambda mc: (-mc[1], mc[0]))))
+        for key, models in sorted(costs.items())
+    )
+
+
+def _by(session: Session, column: Any, where: Any) -> list[Any]:
+    return list(session.execute(sa.select(column.label("name"), *_spend_columns()).where(where).group_by(column)))
+
+
+def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
+    spends = [NamedSpend(row.name, _spend(row)) for row in rows]
+    return tuple(sorted(spends, key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or "")))
+
+
+def _outcome(row: Any) -> Outcome:
+    if row.merged:
+        return "merged"
+    return "closed" if row.state == "closed" else "open"
+
+
+def _pull_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
+    """Spend in the period per PR, with the PR's facts (one row per PR that has any)."""
+    spend = (
+        sa.select(U.pr_repo, U.pr_number, *_spend_columns())
+        .where(_usage_scope(scope), _window(period), U.pr_number.is_not(None))
+        .group_by(U.pr_repo, U.pr_number)
+        .subquery()
+    )
+    return list(
+        session.execute(
+            sa.select(
+                spend,
+                P.title,
+                P.author,
+                P.state,
+                P.merged,
+                P.additions,
+                P.deletions,
+                P.html_url,
+            ).select_from(spend.outerjoin(PULLS, sa.and_(P.repo == spend.c.pr_repo, P.number == spend.c.pr_number)))
+        )
+    )
+
+
+def _lifetimes(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Spend]:
+    if not keys:
+        return {}
+    which = sa.or_(*(sa.and_(U.pr_repo == repo, U.pr_number == number) for repo, number in keys))
+    rows = session.execute(
+        sa.select(U.pr_repo, U.pr_number, *_spend_columns()).where(which).group_by(U.pr_repo, U.pr_number)
+    )
+    return {(row.pr_repo, row.pr_number): _spend(row) for row in rows}
+
+
+def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
+    """PRs merged in the period that hold any spend, with all of it (whenever it was made)."""
+    merged = (
+        sa.select(P.repo, P.number, P.merged_at, (P.additions + P.deletions).label("lines"))
+        .where(_pull_scope(scope), P.merged.is_(True), P.merged_at >= period.since, P.merged_at < period.until)
+        .subquery()
+    )
+    return list(
+        session.execute(
+            sa.select(merged.c.repo, merged.c.merged_at, merged.c.lines, *_spend_columns())
+            .select_from(merged.join(USAGE, sa.and_(U.pr_repo == merged.c.repo, U.pr_number == merged.c.number)))
+            .group_by(merged.c.repo, merged.c.number, merged.c.merged_at, merged.c.lines)
+        )
+    )
+
+
+def _merged_week(week: date, rows: list[Any]) -> MergedWeek:
+    spend = sum((_spend(row) for row in rows), Spend())
+    return MergedWeek(week, len(rows), spend, sum(int(row.lines or 0) for row in rows))
+
+
+def _repositories(
+    session: Session, scope: Scope, pulls: list[PullSpend], branches: list[BranchSpend], merged_rows: list[Any]
+) -> tuple[RepoSpend, ...]:
+    names = {p.repo for p in pulls} | {b.repo for b in branches}
+    if scope.repo is not None:
+        names.add(scope.repo)
+    else:
+        known = session.execute(
+            sa.select(REPOSITORIES.c.full_name).where(
+                REPOSITORIES.c.full_name.startswith(scope.owner + "/", autoescape=True),
+                REPOSITORIES.c.removed.is_(False),
+            )
+        )
+        names |= {name for (name,) in known}
+    result = []
+    for name in sorted(names):
+        own = [p for p in pulls if p.repo == name]
+        unmatched = sum((b.spend for b in branches if b.repo == name), Spend())
+        by_outcome: dict[Outcome, Decimal] = dict.fromkeys(OUTCOMES, Decimal(0))
+        for pull in own:
+            by_outcome[pull.outcome] += pull.spend.cost_usd
+        by_outcome["unmatched"] = unmatched.cost_usd
+        merged = _merged_week(date.min, [row for row in merged_rows if row.repo == name])
+        total = sum((p.spend for p in own), unmatched)
+        result.append(RepoSpend(name, total, by_outcome, len(own), merged.cost_per_changed_line))
+    return tuple(sorted(result, key=lambda r: (-r.spend.cost_usd, r.repo)))
+
+
+def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analytics:
+    where = sa.and_(_usage_scope(scope), _window(period))
+    unmatched = sa.and_(where, U.pr_number.is_(None))
+    kind, buckets = _buckets(session, scope, period)
+    agents = _by(session, U.agent, where)
+    tokens = session.execute(
+        sa.select(
+            sa.func.coalesce(
+                sa.func.sum(U.input_tokens + U.cache_read_tokens + U.cache_write_tokens + U.output_tokens), 0
+            )
+        ).where(where)
+    ).scalar_one()
+
+    pull_rows = _pull_rows(session, scope, period)
+    ranked = sorted(pull_rows, key=lambda r: (-int(r.cost), -int(r.records), r.pr_repo, r.pr_number))
+    lifetimes = _lifetimes(session, [(r.pr_repo, r.pr_number) for r in ranked[:TOP_PULLS]])
+    pulls = [
+        PullSpend(
+            repo=row.pr_repo,
+            number=row.pr_number,
+            title=row.title or "",
+            author=row.author or "",
+            outcome=_outcome(row),
+            spend=_spend(row),
+            lifetime=lifetimes.get((row.pr_repo, row.pr_number), _spend(row)),
+            changed_lines=int(row.additions or 0) + int(row.deletions or 0),
+            html_url=row.html_url or "",
+        )
+        for row in ranked
+    ]
+
+    branch_rows = session.execute(
+        sa.select(U.repo, U.branch, sa.func.max(U.timestamp).label("last"), *_spend_columns())
+        .where(unmatched)
+        .group_by(U.repo, U.branch)
+    ).all()
+    defaults = default_branches(session, {row.repo for row in branch_rows})
+    branches = sorted(
+        (
+            BranchSpend(row.repo, row.branch, row.branch == defaults.get(row.repo), _spend(row), as_utc(row.last))
+            for row in branch_rows
+        ),
+        key=lambda b: (-b.spend.cost_usd, -b.spend.records, b.repo, b.branch or ""),
+    )
+
+    outcomes = []
+    for name in OUTCOMES:
+        members = [p for p in pulls if p.outcome == name]
+        parts = [b.spend for b in branches] if name == "unmatched" else [p.spend for p in members]
+        spend = sum(parts, Spend())
+        outcomes.append(OutcomeSpend(name, spend, len(members)))
+
+    authors: dict[str | None, list[Any]] = defaultdict(lambda: [Spend(), Decimal(0)])
+    for pull in pulls:
+        authors[pull.author or None][0] += pull.spend
+        authors[pull.author or None][1] += pull.spend.cost_usd
+    for row in _by(session, U.actor, unmatched):
+        authors[row.name][0] += _spend(row)
+
+    merged_rows = _merged_rows(session, scope, period)
+    weeks: dict[date, list[Any]] = defaultdict(list)
+    for row in merged_rows:
+        weeks[monday(as_utc(row.merged_at).date())].append(row)
+
+    return Analytics(
+        scope=scope,
+        period=period,
+        bucket=kind,
+        totals=sum((_spend(row) for row in agents), Spend()),
+        tokens=int(tokens),
+        by_bucket=buckets,
+        by_model=_named(_by(session, U.model, where)),
+        merged_weeks=tuple(_merged_week(week, rows) for week, rows in sorted(weeks.items())),
+        merged=_merged_week(period.since.date(), merged_rows) if merged_rows else None,
+        outcomes=tuple(outcomes),
+        top_pulls=tuple(pulls[:TOP_PULLS]),
+        by_author=tuple(
+            sorted(
+                (NamedSpend(name, spend, on_pulls) for name, (spend, on_pulls) in authors.items()),
+                key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or ""),
+            )
+        ),
+        by_agent=_named(agents),
+        unmatched_by_branch=tuple(branches),
+        repositories=_repositories(session, scope, pulls, branches, merged_rows),
+    )

@@ -1,0 +1,171 @@
+"""The dashboard (DESIGN §1): server-rendered HTML pages with inline SVG charts; no JavaScript, no CDN.
+
+Login is an API token: `POST /login` checks it and keeps it in the HttpOnly cookie `tokentrail_session`, so a
+browser sees exactly what the token may read (its owner's repositories). In demo mode (`TOKENTRAIL_DEMO_MODE`)
+the pages open without login on the demo owner.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from app.deps import SessionDep, SettingsDep
+from app.facts import PullNotFound, gather_facts
+from app.outcome_report import Analytics, Scope
+from app.pages import overview_charts, period_inputs, render_page, timeline_chart
+from app.report import build_report
+from app.report_api import BadPeriod, Since, Until, build_analytics
+from app.settings import Settings
+from app.tokens import owner_of_token
+
+router = APIRouter(tags=["dashboard"], include_in_schema=False)
+COOKIE = "tokentrail_session"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+MAX_FORM_BYTES = 4096
+Name = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def viewer_of(request: Request, session: Session, settings: Settings) -> str | None:
+    """The owner whose pages this browser may see: its session token's owner; in demo mode, the demo owner."""
+    token = request.cookies.get(COOKIE)
+    owner = owner_of_token(session, token) if token else None
+    if owner is None and settings.demo_mode:
+        return settings.demo_owner
+    return owner
+
+
+def _html(template: str, *, status: int = 200, **context: object) -> HTMLResponse:
+    return HTMLResponse(render_page(template, **context), status_code=status)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _gate(request: Request, session: Session, settings: Settings, owner: str) -> tuple[str | None, Response | None]:
+    """(viewer, None) when the viewer may see `owner`'s pages; otherwise a redirect to the login or a 403 page."""
+    viewer = viewer_of(request, session, settings)
+    if viewer is None:
+        return None, _redirect("/")
+    if viewer != owner.lower():
+        page = _html(
+            "error.html.j2",
+            status=403,
+            viewer=viewer,
+            demo=settings.demo_mode,
+            title="Not your organisation",
+            message=f"You are signed in for {viewer}; the pages of {owner.lower()} need a token of {owner.lower()}.",
+        )
+        return viewer, page
+    return viewer, None
+
+
+def _secure(settings: Settings) -> bool:
+    return str(settings.public_url).startswith("https://")
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    viewer = viewer_of(request, session, settings)
+    if viewer is not None:
+        return _redirect(f"/dashboard/{quote(viewer)}")
+    return _html("login.html.j2", viewer=None, demo=False, error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    body = await request.body()
+    fields = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace")) if len(body) <= MAX_FORM_BYTES else {}
+    token = (fields.get("token") or [""])[0].strip()
+    owner = owner_of_token(session, token) if token else None
+    if owner is None:
+        error = "That token is not valid. Create one with `tokentrail token create --owner LOGIN`."
+        return _html("login.html.j2", status=401, viewer=None, demo=False, error=error)
+    response = _redirect(f"/dashboard/{quote(owner)}")
+    response.set_cookie(
+        COOKIE, token, max_age=COOKIE_MAX_AGE, path="/", secure=_secure(settings), httponly=True, samesite="lax"
+    )
+    return response
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+def logout(settings: SettingsDep) -> Response:
+    response = _redirect("/")
+    response.delete_cookie(COOKIE, path="/", secure=_secure(settings), httponly=True, samesite="lax")
+    return response
+
+
+def _overview(
+    request: Request, session: Session, settings: Settings, *, scope: Scope, since: str | None, until: str | None
+) -> Response:
+    viewer, denied = _gate(request, session, settings, scope.owner)
+    if denied is not None:
+        return denied
+    try:
+        analytics: Analytics = build_analytics(session, scope=scope, since=since, until=until)
+    except BadPeriod as error:
+        return _html(
+            "error.html.j2", status=422, viewer=viewer, demo=settings.demo_mode, title="Bad period", message=str(error)
+        )
+    since_value, until_value = period_inputs(analytics.period)
+    return _html(
+        "owner.html.j2" if scope.repo is None else "repo.html.j2",
+        viewer=viewer,
+        demo=settings.demo_mode,
+        a=analytics,
+        charts=overview_charts(analytics),
+        since=since_value,
+        until=until_value,
+    )
+
+
+@router.get("/dashboard/{owner}", response_class=HTMLResponse)
+def owner_page(
+    owner: Name, request: Request, session: SessionDep, settings: SettingsDep, since: Since = None, until: Until = None
+) -> Response:
+    scope = Scope(owner=owner.lower())
+    return _overview(request, session, settings, scope=scope, since=since, until=until)
+
+
+@router.get("/dashboard/{owner}/{repo}", response_class=HTMLResponse)
+def repo_page(
+    owner: Name,
+    repo: Name,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    scope = Scope(owner=owner.lower(), repo=f"{owner.lower()}/{repo.lower()}")
+    return _overview(request, session, settings, scope=scope, since=since, until=until)
+
+
+@router.get("/dashboard/{owner}/{repo}/pulls/{number}", response_class=HTMLResponse)
+def pull_page(
+    owner: Name, repo: Name, number: int, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    viewer, denied = _gate(request, session, settings, owner)
+    if denied is not None:
+        return denied
+    full_name = f"{owner.lower()}/{repo.lower()}"
+    try:
+        facts = gather_facts(session, repo=full_name, number=number, public_url=str(settings.public_url))
+    except PullNotFound:
+        message = f"No pull request {full_name}#{number} is known to Tokentrail."
+        return _html(
+            "error.html.j2", status=404, viewer=viewer, demo=settings.demo_mode, title="Not found", message=message
+        )
+    report = build_report(facts)
+    return _html("pull.html.j2", viewer=viewer, demo=settings.demo_mode, r=report, timeline=timeline_chart(report))
+
+
+@router.get("/repos/{owner}/{repo}/pulls/{number}")
+def pull_details(owner: Name, repo: Name, number: int) -> Response:
+    """The "details" link of every comment (`report.details_url`) leads to the PR's dashboard page."""
+    return RedirectResponse(f"/dashboard/{quote(owner)}/{quote(repo)}/pulls/{number}", status_code=307)

@@ -1,0 +1,431 @@
+"""The demo's history as the HTTP requests that create it: GitHub webhooks and gateway/agent payloads in their
+real shapes, posted to Tokentrail's own endpoints (so the demo exercises the product, not the database). Pure.
+
+One organisation (acme), two repositories, 25 pull requests over four weeks: merged, closed without merge, still
+open, one from a fork, one branch reused after a merge; authors working through Claude Code (OpenTelemetry
+events), Codex (rollout transcripts) and an in-house agent behind LiteLLM; plus spend that matched no PR.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+ORG = "acme"
+REPOS = ("acme/widgets", "acme/gateway")
+FORK_OWNER = "bob-dev"
+INSTALLATION_ID = 1001
+AUTHORS = ("alice", "carol", "dave", "erin", "bob-dev")
+CLAUDE_MODELS = ("claude-sonnet-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
+CODEX_MODELS = ("gpt-5-codex", "gpt-5")
+LITELLM_MODELS = ("gpt-5-mini", "claude-haiku-4-5", "gemini-2.5-pro")
+TOPICS = (
+    "Add a cache layer",
+    "Retry failed webhooks",
+    "Paginate the audit log",
+    "Fix flaky login test",
+    "Rate-limit the public API",
+    "Migrate to structured logging",
+    "Speed up CSV export",
+    "Dark mode for settings",
+    "Drop the legacy v1 endpoints",
+    "Validate webhook payload sizes",
+    "Add OpenAPI examples",
+    "Shard the job queue",
+    "Cache-bust static assets",
+    "Tenant-aware metrics",
+    "Refactor billing adapters",
+    "Stream large downloads",
+    "Harden password reset",
+    "Batch email notifications",
+    "Replace cron with a scheduler",
+    "Trace slow queries",
+    "Add feature flags",
+    "Lazy-load the dashboard",
+    "Bump the HTTP client",
+    "Deduplicate search results",
+    "Experiment: rewrite the parser",
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of the seed. `owner` names whose API token signs usage uploads (None: a webhook)."""
+
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    event: str | None = None  # GitHub event name for webhooks
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoPull:
+    repo: str
+    number: int
+    title: str
+    author: str
+    head_repo: str
+    head_ref: str
+    created_at: datetime
+    closed_at: datetime | None
+    merged: bool
+    additions: int
+    deletions: int
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sha(rng: random.Random) -> str:
+    return f"{rng.getrandbits(160):040x}"
+
+
+def _repository(full_name: str) -> dict[str, Any]:
+    owner, name = full_name.split("/")
+    return {
+        "id": zlib.crc32(full_name.encode()),
+        "name": name,
+        "full_name": full_name,
+        "private": True,
+        "owner": {"login": owner, "type": "Organization" if owner == ORG else "User"},
+        "default_branch": "main",
+        "fork": owner != ORG,
+        "html_url": f"https://github.com/{full_name}",
+    }
+
+
+def _pull_payload(pull: DemoPull, action: str, *, head_sha: str, updated_at: datetime) -> dict[str, Any]:
+    closed = pull.closed_at is not None and action == "closed"
+    return {
+        "action": action,
+        "number": pull.number,
+        "installation": {"id": INSTALLATION_ID},
+        "repository": _repository(pull.repo),
+        "sender": {"login": pull.author},
+        "pull_request": {
+            "number": pull.number,
+            "title": pull.title,
+            "state": "closed" if closed else "open",
+            "user": {"login": pull.author},
+            "draft": False,
+            "html_url": f"https://github.com/{pull.repo}/pull/{pull.number}",
+            "created_at": _iso(pull.created_at),
+            "updated_at": _iso(updated_at),
+            "closed_at": _iso(pull.closed_at) if closed and pull.closed_at else None,
+            "merged_at": _iso(pull.closed_at) if closed and pull.merged and pull.closed_at else None,
+            "merged": closed and pull.merged,
+            "additions": pull.additions,
+            "deletions": pull.deletions,
+            "changed_files": max(1, (pull.additions + pull.deletions) // 40),
+            "labels": [],
+            "head": {"ref": pull.head_ref, "sha": head_sha, "repo": _repository(pull.head_repo)},
+            "base": {"ref": "main", "sha": "0" * 40, "repo": _repository(pull.repo)},
+        },
+    }
+
+
+def _webhook(event: str, payload: dict[str, Any]) -> Request:
+    return Request(path="/github/webhook", body=json.dumps(payload).encode(), event=event)
+
+
+def _claude_code(rng: random.Random, *, pull: DemoPull, session: str, start: datetime, calls: int) -> Request:
+    """An OTLP/HTTP logs export of Claude Code `api_request` events, attributed by resource attributes."""
+
+    def attr(key: str, value: Any) -> dict[str, Any]:
+        kind = "stringValue" if isinstance(value, str) else "intValue"
+        return {"key": key, "value": {kind: value if isinstance(value, str) else str(value)}}
+
+    records = []
+    for sequence in range(calls):
+        at = start + timedelta(minutes=3 * sequence + rng.randint(0, 2))
+        model = rng.choice(CLAUDE_MODELS)
+        input_tokens, output = rng.randint(200, 4_000), rng.randint(150, 2_500)
+        cache_read, cache_write = rng.randint(20_000, 160_000), rng.choice([0, 0, rng.randint(1_000, 12_000)])
+        nanos = str(int(at.timestamp() * 1e9))
+        records.append(
+            {
+                "timeUnixNano": nanos,
+                "observedTimeUnixNano": nanos,
+                "body": {"stringValue": "claude_code.api_request"},
+                "attributes": [
+                    attr("event.name", "api_request"),
+                    attr("event.timestamp", _iso(at)),
+                    attr("event.sequence", sequence),
+                    attr("session.id", session),
+                    attr("user.email", f"{pull.author}@acme.dev"),
+                    attr("model", model),
+                    attr("input_tokens", input_tokens),
+                    attr("output_tokens", output),
+                    attr("cache_read_tokens", cache_read),
+                    attr("cache_creation_tokens", cache_write),
+                ],
+            }
+        )
+    body = {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [
+                        attr("service.name", "claude-code"),
+                        attr("vcs.repository.url.full", f"https://github.com/{pull.head_repo}.git"),
+                        attr("vcs.ref.head.name", pull.head_ref),
+                    ]
+                },
+                "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code.events"}, "logRecords": records}],
+            }
+        ]
+    }
+    owner = pull.head_repo.split("/")[0]
+    return Request(
+        path="/v1/ingest/otlp/v1/logs",
+        body=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        owner=owner,
+    )
+
+
+def _codex(rng: random.Random, *, pull: DemoPull, session: str, start: datetime, turns: int) -> Request:
+    """A Codex rollout: session_meta with git facts, turn_context, cumulative token_count events."""
+    model = rng.choice(CODEX_MODELS)
+    lines: list[dict[str, Any]] = [
+        {
+            "timestamp": _iso(start),
+            "type": "session_meta",
+            "payload": {
+                "id": session,
+                "timestamp": _iso(start),
+                "cwd": f"/home/{pull.author}/src/{pull.repo.split('/')[1]}",
+                "originator": "codex_cli_rs",
+                "cli_version": "0.46.0",
+                "model_provider": "openai",
+                "git": {
+                    "repository_url": f"git@github.com:{pull.head_repo}.git",
+                    "branch": pull.head_ref,
+                    "commit_hash": _sha(rng),
+                },
+            },
+        },
+        {"timestamp": _iso(start), "type": "turn_context", "payload": {"model": model, "cwd": "."}},
+    ]
+    total = {
+        "input_tokens": 0,
+        "cached_input_tokens": 0,
+        "output_tokens": 0,
+        "reasoning_output_tokens": 0,
+        "total_tokens": 0,
+    }
+    for turn in range(turns):
+        at = start + timedelta(minutes=4 * turn + 1)
+        cached = rng.randint(2_000, 40_000)
+        last = {
+            "input_tokens": cached + rng.randint(300, 6_000),
+            "cached_input_tokens": cached,
+            "output_tokens": rng.randint(200, 3_000),
+            "reasoning_output_tokens": rng.randint(0, 1_200),
+        }
+        last["total_tokens"] = last["input_tokens"] + last["output_tokens"]
+        total = {key: total[key] + last[key] for key in total}
+        event = {"type": "token_count", "info": {"total_token_usage": dict(total), "last_token_usage": last}}
+        lines.append({"timestamp": _iso(at), "type": "event_msg", "payload": event})
+        if rng.random() < 0.3:  # Codex repeats token_count events; the totals did not grow, so nothing is counted
+            lines.append({"timestamp": _iso(at), "type": "event_msg", "payload": event})
+    body = "\n".join(json.dumps(line) for line in lines) + "\n"
+    return Request(
+        path="/v1/ingest/codex",
+        body=body.encode(),
+        headers={"content-type": "application/x-ndjson"},
+        owner=pull.head_repo.split("/")[0],
+    )
+
+
+def _litellm(
+    rng: random.Random, *, repo: str, branch: str, actor: str, start: datetime, calls: int, prefix: str
+) -> Request:
+    """LiteLLM's generic_api callback body: StandardLoggingPayload objects with spend_logs_metadata."""
+    payloads = []
+    for index in range(calls):
+        at = start + timedelta(minutes=2 * index)
+        model = rng.choice(LITELLM_MODELS)
+        prompt, completion = rng.randint(800, 12_000), rng.randint(100, 2_000)
+        cached = rng.randint(0, prompt // 2)
+        payloads.append(
+            {
+                "id": f"{prefix}-{index}",
+                "call_type": "acompletion",
+                "status": "success",
+                "custom_llm_provider": {"gpt-5-mini": "openai", "claude-haiku-4-5": "anthropic"}.get(model, "gemini"),
+                "startTime": at.timestamp(),
+                "endTime": at.timestamp() + 3,
+                "model": model,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "response_cost": None,
+                "metadata": {
+                    "user_api_key_user_email": f"{actor}@acme.dev",
+                    "spend_logs_metadata": {"repo": repo, "branch": branch, "agent": "acme-reviewer"},
+                    "usage_object": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "prompt_tokens_details": {"cached_tokens": cached},
+                    },
+                },
+                "request_tags": [f"repo:{repo}", f"branch:{branch}"],
+            }
+        )
+    return Request(
+        path="/v1/ingest/litellm",
+        body=json.dumps(payloads).encode(),
+        headers={"content-type": "application/json"},
+        owner=repo.split("/")[0],
+    )
+
+
+def plan_pulls(now: datetime, rng: random.Random) -> list[DemoPull]:
+    start = now - timedelta(days=28)
+    pulls: list[DemoPull] = []
+    numbers = {repo: 100 for repo in REPOS}
+    for index, title in enumerate(TOPICS):
+        repo = REPOS[0] if index % 5 != 3 else REPOS[1]
+        numbers[repo] += 1
+        created = start + timedelta(days=index * 1.05, hours=rng.randint(8, 11))
+        author = AUTHORS[index % 4]
+        head_repo, head_ref = repo, f"feat/{title.lower().replace(' ', '-').replace(':', '')[:28]}"
+        if index == 7:  # a contribution from a fork
+            author, head_repo = FORK_OWNER, f"{FORK_OWNER}/{repo.split('/')[1]}"
+        if index == 12:  # this branch was used by an earlier PR that was merged: a new window starts
+            head_ref = pulls[2].head_ref if pulls[2].repo == repo else head_ref
+        outcome = "open" if index >= 21 or index == 17 else ("closed" if index in (4, 9, 15, 24) else "merged")
+        closed_at = None if outcome == "open" else created + timedelta(hours=rng.randint(20, 60))
+        if closed_at is not None and closed_at > now - timedelta(hours=2):
+            closed_at = now - timedelta(hours=2)
+        lines = rng.randint(40, 900)
+        pulls.append(
+            DemoPull(
+                repo=repo,
+                number=numbers[repo],
+                title=title,
+                author=author,
+                head_repo=head_repo,
+                head_ref=head_ref,
+                created_at=created,
+                closed_at=closed_at,
+                merged=outcome == "merged",
+                additions=int(lines * 0.7),
+                deletions=lines - int(lines * 0.7),
+            )
+        )
+    return pulls
+
+
+def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
+    """Every request of the demo history, in the order a real history would produce them."""
+    now = now or datetime.now(tz=UTC)
+    rng = random.Random(seed)
+    requests = [
+        _webhook(
+            "installation",
+            {
+                "action": "created",
+                "installation": {"id": INSTALLATION_ID, "account": {"login": ORG, "type": "Organization"}},
+                "repositories": [
+                    {"id": i, "name": r.split("/")[1], "full_name": r, "private": True} for i, r in enumerate(REPOS)
+                ],
+            },
+        )
+    ]
+    for pull in plan_pulls(now, rng):
+        first_sha = _sha(rng)
+        work_start = pull.created_at - timedelta(hours=rng.randint(2, 20))  # work before the PR is opened counts
+        requests.append(
+            _claude_code(
+                rng, pull=pull, session=f"cc-{pull.repo}-{pull.number}", start=work_start, calls=rng.randint(6, 30)
+            )
+        )
+        requests.append(
+            _webhook("pull_request", _pull_payload(pull, "opened", head_sha=first_sha, updated_at=pull.created_at))
+        )
+        end = pull.closed_at or now
+        for push in range(rng.randint(1, 3)):
+            at = pull.created_at + (end - pull.created_at) * (push + 1) / 4
+            if rng.random() < 0.5:
+                requests.append(
+                    _codex(
+                        rng,
+                        pull=pull,
+                        session=f"codex-{pull.repo}-{pull.number}-{push}",
+                        start=at - timedelta(minutes=40),
+                        turns=rng.randint(10, 40),
+                    )
+                )
+            else:
+                requests.append(
+                    _claude_code(
+                        rng,
+                        pull=pull,
+                        session=f"cc-{pull.repo}-{pull.number}-{push}",
+                        start=at - timedelta(minutes=50),
+                        calls=rng.randint(15, 50),
+                    )
+                )
+            requests.append(
+                _webhook("pull_request", _pull_payload(pull, "synchronize", head_sha=_sha(rng), updated_at=at))
+            )
+        if pull.head_repo.split("/")[0] == ORG:
+            requests.append(
+                _litellm(
+                    rng,
+                    repo=pull.repo,
+                    branch=pull.head_ref,
+                    actor="reviewer-bot",
+                    start=pull.created_at + timedelta(minutes=30),
+                    calls=rng.randint(2, 8),
+                    prefix=f"llm-{pull.repo}-{pull.number}",
+                )
+            )
+        review_state = "changes_requested" if rng.random() < 0.35 else "approved"
+        reviewer = rng.choice([a for a in AUTHORS[:4] if a != pull.author])
+        review_payload = _pull_payload(pull, "opened", head_sha=first_sha, updated_at=pull.created_at)
+        for round_index, state in enumerate([review_state, "approved"] if review_state != "approved" else ["approved"]):
+            at = pull.created_at + (end - pull.created_at) * (0.5 + 0.2 * round_index)
+            requests.append(
+                _webhook(
+                    "pull_request_review",
+                    {
+                        "action": "submitted",
+                        "installation": {"id": INSTALLATION_ID},
+                        "repository": review_payload["repository"],
+                        "pull_request": review_payload["pull_request"],
+                        "review": {
+                            "id": pull.number * 10 + round_index,
+                            "state": state,
+                            "submitted_at": _iso(at),
+                            "user": {"login": reviewer},
+                        },
+                    },
+                )
+            )
+        if pull.closed_at is not None:
+            requests.append(
+                _webhook("pull_request", _pull_payload(pull, "closed", head_sha=_sha(rng), updated_at=pull.closed_at))
+            )
+    # Spend that produced no PR: work on the default branch and on an abandoned experiment.
+    for index, branch in enumerate(("main", "main", "spike/vector-search")):
+        requests.append(
+            _litellm(
+                rng,
+                repo=REPOS[index % 2],
+                branch=branch,
+                actor="alice",
+                start=now - timedelta(days=3 + index),
+                calls=rng.randint(4, 10),
+                prefix=f"llm-unmatched-{index}",
+            )
+        )
+    return requests

@@ -1,0 +1,106 @@
+"""GitHub Actions OIDC tokens: the companion Action proves which repository it runs for without a secret.
+
+The run's JWT (RS256) is checked against GitHub's JWKS (cached; fetched again when a token names a key we do not
+know, at most every MIN_REFRESH seconds so forged `kid`s cannot make us hammer the JWKS endpoint), its issuer,
+its audience (the server's public URL unless configured), and its times with a small leeway.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+ISSUER = "https://token.actions.githubusercontent.com"
+LEEWAY_SECONDS = 60
+MIN_REFRESH = 10.0
+MAX_AGE = 3600.0
+
+
+class OidcError(Exception):
+    """Why a token is refused; 401 for a token that proves nothing, 403 for one that proves the wrong thing."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class ActionsIdentity:
+    repository: str  # "owner/name", lower-cased
+    owner: str
+    claims: dict[str, Any]
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and token.startswith("ey")
+
+
+class JwksCache:
+    """The signing keys of the JWKS at `url`, by key id."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        try:
+            response = httpx.get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+            keys = jwt.PyJWKSet.from_dict(response.json()).keys
+        except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as error:
+            raise OidcError(f"cannot read the OIDC signing keys: {error}") from None
+        finally:
+            self._fetched_at = time.monotonic()
+        self._keys = {key.key_id: key for key in keys if key.key_id}
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age > MAX_AGE or (kid not in self._keys and age > MIN_REFRESH):
+                self._refresh()
+            found = self._keys.get(kid)
+        if found is None:
+            raise OidcError("token signed with an unknown key")
+        return found
+
+
+def verify_actions_token(token: str, *, jwks: JwksCache, audience: str) -> ActionsIdentity:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError:
+        raise OidcError("malformed token") from None
+    if header.get("alg") != "RS256" or not isinstance(header.get("kid"), str):
+        raise OidcError("token must be RS256 with a key id")
+    key = jwks.key(header["kid"])
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=key.key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "aud", "repository"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise OidcError("token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise OidcError("token is not valid yet") from None
+    except jwt.InvalidAudienceError:
+        raise OidcError(f"token audience is not {audience}") from None
+    except jwt.InvalidIssuerError:
+        raise OidcError(f"token issuer is not {ISSUER}") from None
+    except jwt.InvalidTokenError as error:
+        raise OidcError(f"invalid token: {error}") from None
+    repository = str(claims.get("repository", "")).lower()
+    if repository.count("/") != 1:
+        raise OidcError("token names no repository")
+    return ActionsIdentity(repository=repository, owner=repository.split("/", 1)[0], claims=claims)
