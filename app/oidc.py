@@ -65,7 +65,11 @@ class JwksCache:
         with self._lock:
             age = time.monotonic() - self._fetched_at
             if age > MAX_AGE or (kid not in self._keys and age > MIN_REFRESH):
-                self._refresh()
+                try:
+                    self._refresh()
+                except OidcError:
+                    if kid not in self._keys:  # a key we already trust stays usable while GitHub is unreachable
+                        raise
             found = self._keys.get(kid)
         if found is None:
             raise OidcError("token signed with an unknown key")
