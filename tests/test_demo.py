@@ -37,3 +37,53 @@ def test_demo_seeds_prints_and_runs_twice(tmp_path: Path) -> None:
     marker = "AI spend on this pull request"
     headline = next(line for line in out.splitlines() if marker in line)
     assert any(marker in line and line.split("**")[1] == headline.split("**")[1] for line in second.stdout.splitlines())
+
+
+def test_demo_pages_show_the_figures_of_the_api(tmp_path: Path) -> None:
+    """The demo as a newcomer meets it: served, open without login, the page's numbers equal the API's."""
+    import re
+    from decimal import Decimal
+
+    import httpx
+
+    from app.budget import format_usd
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo", "--port", str(port), "--database", str(tmp_path / "demo.db")],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TOKENTRAIL_")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:  # bounded: the demo prints "Press Ctrl-C" once it has seeded
+            lines.append(line)
+            if "Press Ctrl-C" in line or len(lines) > 500:
+                break
+        output = "".join(lines)
+        token_match = re.search(r"Bearer (tt_[\w-]+)", output)
+        assert token_match, output
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as http:
+            auth = {"Authorization": f"Bearer {token_match.group(1)}"}
+            period: dict[str, str] = {}  # the default period, the last 30 days, holds the whole demo
+            report = http.get("/v1/repos/acme/widgets/report", headers=auth, params=period).json()
+            page = http.get("/dashboard/acme/widgets", params=period)
+            summary = http.get("/v1/repos/acme/widgets/pulls/101", headers=auth).json()
+            pull_page = http.get("/dashboard/acme/widgets/pulls/101")
+        assert page.status_code == 200 and pull_page.status_code == 200
+        assert Decimal(report["cost_usd"]) > 0
+        assert format_usd(Decimal(report["cost_usd"])) in page.text
+        wasted = Decimal(report["spend_that_produced_nothing_usd"])
+        assert wasted > 0 and format_usd(wasted) in page.text
+        assert format_usd(Decimal(summary["usage"]["cost_usd"])) in pull_page.text
+        assert page.text.count("<svg") >= 4
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
