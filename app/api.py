@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from app.deps import OwnerDep, SessionDep
+from app.deps import ERROR_RESPONSES, OwnerDep, SessionDep
 from app.models import Usage
 from app.money import from_nanousd, usd_str
 
@@ -114,7 +114,11 @@ def repo_usage(
     }
 
 
-@router.get("/v1/repos/{owner}/{repo}/usage", summary="Usage of a repository, matched to a PR or not")
+@router.get(
+    "/v1/repos/{owner}/{repo}/usage",
+    summary="Usage of a repository, matched to a PR or not",
+    responses={status: ERROR_RESPONSES[status] for status in (401, 403)},
+)
 def get_repo_usage(
     owner: str,
     repo: str,

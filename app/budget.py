@@ -20,6 +20,9 @@ Status: TypeAlias = Literal["pass", "warn", "fail", "none"]
 Conclusion: TypeAlias = Literal["success", "neutral", "failure"]
 CONFIG_PATH = ".github/tokentrail.yml"
 DEFAULT_WARN_AT = Decimal("0.8")
+# Limits beyond these are mistakes (and would not even format as money): refused as invalid, never a crash.
+MAX_USD_LIMIT = Decimal(10**9)
+MAX_TOKENS_LIMIT = 10**15
 MAX_CONFIG_CHARS = 64 * 1024
 
 
@@ -38,9 +41,9 @@ class _Section(BaseModel):
 
 
 class BudgetConfig(_Section):
-    max_cost_per_pr: Annotated[Decimal | None, Number] = Field(default=None, ge=0)  # USD
-    max_cost_per_changed_line: Annotated[Decimal | None, Number] = Field(default=None, ge=0)  # USD
-    max_tokens_per_pr: Annotated[int | None, Number] = Field(default=None, ge=0)
+    max_cost_per_pr: Annotated[Decimal | None, Number] = Field(default=None, ge=0, le=MAX_USD_LIMIT)  # USD
+    max_cost_per_changed_line: Annotated[Decimal | None, Number] = Field(default=None, ge=0, le=MAX_USD_LIMIT)
+    max_tokens_per_pr: Annotated[int | None, Number] = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
     warn_at: Annotated[Decimal, Number] = Field(default=DEFAULT_WARN_AT, gt=0, le=1)  # fraction of any limit
     exempt_labels: list[str] = Field(default_factory=list)
 
@@ -52,7 +55,7 @@ class BudgetConfig(_Section):
 
 class CommentConfig(_Section):
     behavior: Literal["update", "new", "off"] = "update"
-    min_cost: Annotated[Decimal, Number] = Field(default=Decimal("0.01"), ge=0)  # DESIGN §7: no comment below one cent
+    min_cost: Annotated[Decimal, Number] = Field(default=Decimal("0.01"), ge=0, le=MAX_USD_LIMIT)  # DESIGN §7: 1 ¢
 
     @field_validator("behavior", mode="before")
     @classmethod
@@ -208,6 +211,9 @@ def limits_with_overrides(
     for name, value in overrides.items():
         if value is not None and not (Decimal(value).is_finite() and value >= 0):
             raise ValueError(f"{name} must be non-negative")
+        ceiling = MAX_TOKENS_LIMIT if name == "max_tokens" else MAX_USD_LIMIT
+        if value is not None and value > ceiling:
+            raise ValueError(f"{name} must be at most {ceiling:,}")
     b = config.budget
     return Limits(
         b.max_cost_per_pr if max_cost is None else max_cost,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from app.deps import SessionDep, SettingsDep
+from app.deps import PullNumber, SessionDep, SettingsDep
 from app.facts import PullNotFound, gather_facts
 from app.outcome_report import Analytics, Scope
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
@@ -148,7 +148,7 @@ def repo_page(
 
 @router.get("/dashboard/{owner}/{repo}/pulls/{number}", response_class=HTMLResponse)
 def pull_page(
-    owner: Name, repo: Name, number: int, request: Request, session: SessionDep, settings: SettingsDep
+    owner: Name, repo: Name, number: PullNumber, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
     viewer, denied = _gate(request, session, settings, owner)
     if denied is not None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings
@@ -87,3 +87,40 @@ def require_repo_reader(owner: str, repo: str, request: Request, factory: Sessio
 
 
 RepoReaderDep = Annotated[str, Depends(require_repo_reader)]
+# A pull request number as a path parameter: GitHub's are positive 32-bit integers, and so is the column.
+PullNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="pull request number")]
+
+
+# OpenAPI documentation of the errors these dependencies and the read routes answer with: `{"detail": "…"}`.
+ERROR_SCHEMA = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+VALIDATION_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+_ERROR_CONTENT = {"application/json": {"schema": ERROR_SCHEMA}}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid credentials", "content": _ERROR_CONTENT},
+    403: {"description": "Another owner's or repository's data", "content": _ERROR_CONTENT},
+    404: {"description": "Unknown pull request", "content": _ERROR_CONTENT},
+}
+# For routes that also refuse a readable but unacceptable value themselves (a reversed period, a bad limit).
+INVALID_INPUT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "Invalid parameters: the validation errors, or what is wrong with a value",
+        "content": {"application/json": {"schema": {"anyOf": [VALIDATION_ERROR_SCHEMA, ERROR_SCHEMA]}}},
+    }
+}

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 
 from app import metrics, store
 from app.attribution import Attribution, attribution_from_headers
-from app.deps import OwnerDep, SessionFactoryDep, SettingsDep
-from app.records import ParsedBatch, PayloadError, Rejection, UsageRecord
+from app.deps import ERROR_SCHEMA, OwnerDep, SessionFactoryDep, SettingsDep
+from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord
 from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
 
 router = APIRouter(tags=["ingest"])
@@ -85,13 +85,13 @@ class IngestResult:
 
 
 def check_tenancy(
-    batch: ParsedBatch, *, owner: str, fallback: Attribution
+    batch: ParsedBatch, *, owner: str, fallback: Attribution, check_text: bool = True
 ) -> tuple[list[UsageRecord], list[Rejection]]:
     """Fill attribution from the request's headers, then keep only records of the caller's own repositories.
 
     Client attribution is a claim, never an authorisation (DESIGN §2). A record that names no repository cannot
     be attributed to any tenant, so it is refused with the way to fix it rather than stored where no one sees it.
-
+    With `check_text`, a record whose text the database cannot store (NUL, lone surrogates) is refused too.
     """
     kept: list[UsageRecord] = []
     refused: list[Rejection] = []
@@ -103,9 +103,35 @@ def check_tenancy(
             refused.append(Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header"))
         elif repo_owner != owner:
             refused.append(Rejection(position, f"repository {record.attribution.repo} does not belong to {owner}"))
+        elif check_text and (problem := _unstorable_text(record)):
+            refused.append(Rejection(position, problem))
         else:
             kept.append(record)
     return kept, refused
+
+
+def _unstorable_text(record: UsageRecord) -> str | None:
+    """Why the database cannot store this record's text, if it cannot: PostgreSQL text holds no NUL character,
+    and neither database takes a lone surrogate (which JSON's \\ud800 escapes can produce)."""
+    a = record.attribution
+    for value in (record.id, record.source, record.provider, record.model, record.actor, record.agent,
+                  record.session_id, a.repo, a.branch, a.commit):  # fmt: skip
+        if value is None:
+            continue
+        if "\x00" in value:
+            return "text cannot contain NUL characters"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _may_hold_unstorable_text(body: bytes) -> bool:
+    """A cheap look at the raw body: NUL and surrogates can only come from a NUL byte, a \\u escape, or the bytes
+    of an encoded surrogate (0xED 0xA0-0xBF, which json.loads lets through). Most bodies have none of them."""
+    return b"\x00" in body or b"\\u" in body or b"\xed" in body
 
 
 def _record_positions(batch: ParsedBatch) -> list[int]:
@@ -142,7 +168,8 @@ def ingest(
     total = len(batch.records) + len(batch.rejected) + batch.skipped
     if total > max_records:
         raise HTTPException(status_code=413, detail=f"batch has {total} records; the limit is {max_records}")
-    records, refused = check_tenancy(batch, owner=owner, fallback=fallback)
+    check_text = _may_hold_unstorable_text(body)
+    records, refused = check_tenancy(batch, owner=owner, fallback=fallback, check_text=check_text)
     written = store.store_usage(factory, records=records, owner=owner)
     return IngestResult(
         accepted=written.accepted,
@@ -202,16 +229,78 @@ def _make_endpoint(parser: Parser, source: str) -> Callable[..., Any]:
     return endpoint
 
 
-_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Batch stored: counts, and the bad records by index"},
-    400: {"description": "Body is not readable"},
-    401: {"description": "Missing or invalid token"},
-    413: {"description": "Body over 10 MB or batch over 10,000 records"},
-    422: {"description": "No record of the batch could be accepted"},
+_RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["accepted", "duplicates", "skipped", "rejected"],
+    "properties": {
+        **{name: {"type": "integer", "minimum": 0} for name in ("accepted", "duplicates", "skipped")},
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "error"],
+                "properties": {"index": {"type": "integer"}, "error": {"type": "string"}},
+            },
+        },
+        "detail": {"type": "string"},
+    },
 }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Batch stored: counts, and the bad records by index", "content": _json(_RESULT_SCHEMA)},
+    400: {"description": "Body is not readable", "content": _json(ERROR_SCHEMA)},
+    401: {"description": "Missing or invalid token", "content": _json(ERROR_SCHEMA)},
+    413: {"description": "Body over 10 MB or batch over 10,000 records", "content": _json(ERROR_SCHEMA)},
+    415: {"description": "Content-Encoding other than gzip or deflate", "content": _json(ERROR_SCHEMA)},
+    422: {"description": "No record of the batch could be accepted", "content": _json(_RESULT_SCHEMA)},
+}
+
+# The request bodies, for the OpenAPI schema only: the endpoints read the raw body themselves.
+_CANONICAL_RECORD: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "timestamp", "model"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "source": {"type": "string", "enum": list(SOURCES)},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "provider": {"type": "string"},
+        "model": {"type": "string", "minLength": 1, "maxLength": 255},
+        **{
+            name: {"type": "integer", "minimum": 0}
+            for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+        },
+        "cost_usd": {"anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}]},
+        "repo": {"type": "string"},
+        "branch": {"type": "string"},
+        "commit": {"type": "string"},
+        "pr": {"type": "integer"},
+        **{name: {"type": "string"} for name in ("actor", "agent", "session_id")},
+    },
+}
+_RECORDS = {"type": "array", "items": _CANONICAL_RECORD}
+_NDJSON = {"application/x-ndjson": {"schema": {"type": "string"}}}
+
+
+def _request_body(path: str) -> dict[str, Any]:
+    if path == "/v1/usage":
+        wrapped = {"type": "object", "required": ["records"], "properties": {"records": _RECORDS}}
+        return {"required": True, "content": {**_json({"anyOf": [_RECORDS, wrapped]}), **_NDJSON}}
+    content = _json({"description": "the source's own payload (see the summary)"})
+    return {"required": True, "content": {**content, **_NDJSON} if path.endswith(("claude-code", "codex")) else content}
+
 
 for _path, (_parser, _summary) in SOURCE_ROUTES.items():
     _source = "api" if _path == "/v1/usage" else _path.split("/")[3]  # the metrics label
     router.add_api_route(
-        _path, _make_endpoint(_parser, _source), methods=["POST"], summary=_summary, responses=_INGEST_RESPONSES
+        _path,
+        _make_endpoint(_parser, _source),
+        methods=["POST"],
+        summary=_summary,
+        responses=_INGEST_RESPONSES,
+        openapi_extra={"requestBody": _request_body(_path)},
     )

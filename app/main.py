@@ -70,9 +70,19 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI's default includes the raw input, which may be a large body; keep location and message.
-        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
+        # FastAPI's default includes the raw input, which may be a large body; keep location, message and type
+        # (the three fields the schema's ValidationError requires).
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()
+        ]
         return JSONResponse({"detail": details}, status_code=422)
+
+    @app.middleware("http")
+    async def _refuse_nul(request: Request, call_next: Any) -> Any:
+        # No parameter holds a NUL character, and PostgreSQL text cannot: refuse it before it reaches a query.
+        if "\x00" in request.scope.get("path", "") or b"%00" in request.scope.get("query_string", b""):
+            return JSONResponse({"detail": "the URL contains a NUL character"}, status_code=400)
+        return await call_next(request)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Any:

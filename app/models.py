@@ -35,7 +35,14 @@ class Usage(SQLModel, table=True):
         sa.Index(None, "repo", "commit"),
         sa.Index(None, "repo", "timestamp"),
         sa.Index(None, "pr_repo", "pr_number"),
-        sa.Index(None, "repo", "matched_at"),
+        # Only records not yet matched: the index stays as small as the backlog, and writes to it stop once a
+        # record is matched (a full (repo, matched_at) index would be rewritten for every record).
+        sa.Index(
+            "ix_usage_pending",
+            "repo",
+            sqlite_where=sa.text("matched_at IS NULL"),
+            postgresql_where=sa.text("matched_at IS NULL"),
+        ),
     )
 
     pk: int | None = Field(
@@ -142,6 +149,10 @@ class PullRequest(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_type=_utc())
     merged_at: datetime | None = Field(default=None, sa_type=_utc())
     updated_at: datetime = Field(sa_type=_utc())
+    # Rollup of the PR's matched spend, kept by every refresh (app.publish): the repository's median cost per
+    # changed line reads these few rows instead of summing the usage of every PR of the repository each time.
+    spend_nanousd: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    spend_records: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     # What was last rendered, and what is on GitHub (comment and check run ids), so updates edit in place.
     comment_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     comment_body: str | None = Field(default=None, sa_type=sa.Text)

@@ -11,6 +11,11 @@ from typing import Any
 
 from app.records import PayloadError
 
+# One model call never comes near these: a larger value is a unit mistake or garbage, and would not fit the
+# database's 64-bit columns (token counts; cost in nano-dollars, also once computed from the counts).
+MAX_COUNT = 10**12
+MAX_AMOUNT = Decimal(10**6)
+
 
 def to_int(value: Any) -> int:
     """A token count: int, float or numeric string (OTLP sends 64-bit ints as strings). Missing is 0.
@@ -36,6 +41,8 @@ def to_int(value: Any) -> int:
         raise ValueError(f"expected a count, got {value!r}")
     if number < 0:
         raise ValueError(f"a count cannot be negative ({number})")
+    if number > MAX_COUNT:
+        raise ValueError(f"a count above {MAX_COUNT:,} is not plausible ({number})")
     return number
 
 
@@ -52,6 +59,8 @@ def to_decimal(value: Any) -> Decimal | None:
         raise ValueError(f"expected an amount, got {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"invalid amount {value!r}")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"an amount above {MAX_AMOUNT:,} is not plausible ({value!r})")
     return amount
 
 

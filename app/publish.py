@@ -18,6 +18,7 @@ from app.db import as_utc
 from app.events import Ignored, parse_pull
 from app.facts import gather_facts
 from app.github import GitHubError, NotFound
+from app.money import to_nanousd
 from app.rematch import rematch_pull
 from app.render import parse_comment_state, render_check_run, render_comment
 from app.repo_state import PULLS
@@ -99,6 +100,8 @@ class Publisher:
         digest = comment_digest(report)
         check = render_check_run(report)
         values: dict[str, Any] = {
+            "spend_nanousd": to_nanousd(report.totals.cost_usd) or 0,
+            "spend_records": report.totals.records,
             "comment_body": body,
             "comment_digest": digest,
             "comment_generated_at": report.generated_at,
@@ -127,10 +130,16 @@ class Publisher:
     ) -> None:
         """GitHub's current facts: the PR (with its diff size), its commits, its reviews, the repo config."""
         before = session.execute(sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number)).one()
+        # Every GitHub read first, every database write after: on SQLite the first write takes the database's
+        # only write lock, which should not be held while waiting on the network.
         try:
             snapshot = parse_pull(github.get_pull(installation_id, repo, number), repo=repo)
         except Ignored as ignored:
             raise GitHubError(f"unreadable pull request: {ignored.reason}", retryable=False) from None
+        commits = github.list_pull_commits(installation_id, repo, number)
+        reviews = github.list_reviews(installation_id, repo, number)
+        config = self._fetch_config(session, github, installation_id=installation_id, repo=repo)
+
         repo_state.upsert_pull(session, snapshot)
         known = {
             sha
@@ -140,10 +149,9 @@ class Publisher:
                 )
             )
         }
-        commits = github.list_pull_commits(installation_id, repo, number)
         if set(commits) != known:
             repo_state.replace_commits(session, repo=repo, number=number, shas=commits)
-        for review in github.list_reviews(installation_id, repo, number):
+        for review in reviews:
             state = _REVIEW_STATES.get(str(review.get("state", "")).upper())
             login = (review.get("user") or {}).get("login")
             if state is None or not isinstance(login, str) or not isinstance(review.get("id"), int):
@@ -160,7 +168,12 @@ class Publisher:
                 if submitted
                 else before.created_at,
             )
-        self._sync_config(session, github, installation_id=installation_id, repo=repo)
+        if config is not None:
+            session.execute(
+                sa.update(repo_state.REPOSITORIES)
+                .where(repo_state.REPOSITORIES.c.full_name == repo)
+                .values(config_text=config[0], config_fetched=True)
+            )
         changed = set(commits) != known or (snapshot.state, snapshot.closed_at) != (
             before.state,
             None if before.closed_at is None else as_utc(before.closed_at),
@@ -168,19 +181,17 @@ class Publisher:
         if changed:
             rematch_pull(session, repo=repo, number=number, grace=grace)
 
-    def _sync_config(self, session: Session, github: GitHubPort, *, installation_id: int, repo: str) -> None:
-        """.github/tokentrail.yml from the default branch, cached until a push moves that branch."""
+    def _fetch_config(
+        self, session: Session, github: GitHubPort, *, installation_id: int, repo: str
+    ) -> tuple[str | None] | None:
+        """.github/tokentrail.yml from the default branch when the cached copy is stale (a push moved the branch):
+        `(text,)` (text None when the file does not exist), or None when the cache is current."""
         row = session.execute(
             sa.select(repo_state.REPOSITORIES).where(repo_state.REPOSITORIES.c.full_name == repo)
         ).first()
         if row is None or row.config_fetched:
-            return
-        text = github.get_file(installation_id, repo, CONFIG_PATH, ref=row.default_branch)
-        session.execute(
-            sa.update(repo_state.REPOSITORIES)
-            .where(repo_state.REPOSITORIES.c.full_name == repo)
-            .values(config_text=text, config_fetched=True)
-        )
+            return None
+        return (github.get_file(installation_id, repo, CONFIG_PATH, ref=row.default_branch),)
 
     def _post(
         self,

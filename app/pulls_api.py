@@ -15,7 +15,7 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
 from app.budget import limits_with_overrides
-from app.deps import RepoReaderDep, SessionDep, SettingsDep
+from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, PullNumber, RepoReaderDep, SessionDep, SettingsDep
 from app.facts import PullNotFound, gather_facts
 from app.rematch import U
 from app.render import render_comment
@@ -43,18 +43,22 @@ def pull_report(
     return build_report(facts)
 
 
-@router.get(PATH, summary="Spend summary of a pull request")
+@router.get(PATH, summary="Spend summary of a pull request", responses=ERROR_RESPONSES)
 def get_pull(
-    owner: str, repo: str, number: int, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
+    owner: str, repo: str, number: PullNumber, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     return pull_report(session, repo=full_name, number=number, settings=settings).summary_json()
 
 
-@router.get(PATH + "/budget", summary="Budget verdict of a pull request")
+@router.get(
+    PATH + "/budget",
+    summary="Budget verdict of a pull request",
+    responses={**ERROR_RESPONSES, **INVALID_INPUT_RESPONSE},
+)
 def get_budget(
     owner: str,
     repo: str,
-    number: int,
+    number: PullNumber,
     full_name: RepoReaderDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -96,9 +100,14 @@ def _delivery_state(session: Session, *, repo: str, number: int, report: PullReq
     }
 
 
-@router.get(PATH + "/comment.md", summary="The PR comment as rendered now", response_class=PlainTextResponse)
+@router.get(
+    PATH + "/comment.md",
+    summary="The PR comment as rendered now",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **ERROR_RESPONSES},
+)
 def get_comment(
-    owner: str, repo: str, number: int, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
+    owner: str, repo: str, number: PullNumber, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
 ) -> PlainTextResponse:
     report = pull_report(session, repo=full_name, number=number, settings=settings)
     return PlainTextResponse(render_comment(report), media_type="text/markdown; charset=utf-8")

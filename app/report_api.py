@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.analytics import default_period, gather_analytics
 from app.db import utcnow
-from app.deps import OwnerDep, RepoReaderDep, SessionDep
+from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, OwnerDep, RepoReaderDep, SessionDep
 from app.outcome_report import Analytics, Scope, analytics_json
 
 router = APIRouter(tags=["reports"])
@@ -61,14 +61,22 @@ def _report(session: Session, *, scope: Scope, since: str | None, until: str | N
         raise HTTPException(status_code=422, detail=str(error)) from None
 
 
-@router.get("/v1/repos/{owner}/{repo}/report", summary="Spend against outcomes in one repository")
+@router.get(
+    "/v1/repos/{owner}/{repo}/report",
+    summary="Spend against outcomes in one repository",
+    responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403], **INVALID_INPUT_RESPONSE},
+)
 def get_repo_report(
     owner: str, repo: str, full_name: RepoReaderDep, session: SessionDep, since: Since = None, until: Until = None
 ) -> dict[str, Any]:
     return _report(session, scope=Scope(owner=owner.lower(), repo=full_name), since=since, until=until)
 
 
-@router.get("/v1/orgs/{owner}/report", summary="Spend against outcomes across an owner's repositories")
+@router.get(
+    "/v1/orgs/{owner}/report",
+    summary="Spend against outcomes across an owner's repositories",
+    responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403], **INVALID_INPUT_RESPONSE},
+)
 def get_owner_report(
     owner: str, caller: OwnerDep, session: SessionDep, since: Since = None, until: Until = None
 ) -> dict[str, Any]:

@@ -7,7 +7,6 @@ not SQLAlchemy's per-row parameter processing; the number of rows written comes 
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
-from app.db import utcnow
+from app.db import utcnow, write_lock
 from app.models import Usage
 from app.money import to_nanousd
 from app.pricing import price_record
@@ -107,28 +106,85 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
     return int(result.rowcount)
 
 
-# SQLite has one writer at a time and makes a blocked writer sleep and poll (its busy handler), which wastes
-# most of the time when several requests of this process write at once: they queue on this lock instead.
-_SQLITE_WRITER = threading.Lock()
+@dataclass(eq=False)
+class _Pending:
+    rows: list[tuple[Any, ...]]
+    repos: set[str]
+    accepted: int | None = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """SQLite has one writer at a time, and each commit writes every page the batch dirtied (seven indexes) to
+    the WAL, so committing 1,000-row batches one by one costs more than writing them. Concurrent batches are
+    therefore written together: the first request to take the writer's lock becomes the leader, writes every
+    batch waiting at that moment in one transaction, and hands each its own count. Nobody is answered before
+    that transaction committed, so an acknowledged record is a stored record.
+    """
+
+    def __init__(self) -> None:
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+
+    def submit(self, factory: sessionmaker[Session], pending: _Pending) -> int:
+        with self._queue_lock:
+            self._queue.append(pending)
+        with write_lock(factory):  # the leader is whoever takes the database's write lock first
+            if pending.accepted is None and pending.error is None:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._write(factory, group)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.accepted is not None
+        return pending.accepted
+
+    @staticmethod
+    def _write(factory: sessionmaker[Session], group: list[_Pending]) -> None:
+        try:
+            with factory() as session, session.begin():
+                counts = [_write_sqlite(session, item.rows) for item in group]
+                repos = set().union(*(item.repos for item, count in zip(group, counts, strict=True) if count))
+                jobs.enqueue_many(session, kind="match", keys=repos)
+        except BaseException as error:
+            for item in group:
+                item.error = error
+            raise
+        for item, count in zip(group, counts, strict=True):
+            item.accepted = count
+
+
+_GROUPS: dict[int, GroupCommit] = {}
+_GROUPS_LOCK = threading.Lock()
+
+
+def _group_for(factory: sessionmaker[Session]) -> GroupCommit:
+    """One group committer per database engine of this process."""
+    key = id(factory.kw["bind"])
+    with _GROUPS_LOCK:
+        return _GROUPS.setdefault(key, GroupCommit())
 
 
 def store_usage(factory: sessionmaker[Session], *, records: list[UsageRecord], owner: str) -> Written:
-    """Store a batch in one transaction; returns how many rows were written and how many were duplicates."""
+    """Store a batch durably; returns how many rows were written and how many were duplicates."""
     if not records:
         return Written(accepted=0, duplicates=0)
     unique = _keep_largest(records)
     sqlite = factory.kw["bind"].dialect.name == "sqlite"
     now = utcnow()
     received_at = _sqlite_time(now) if sqlite else now
-    # Pricing and row building happen before the write lock: only the statement itself is serialised.
+    # Pricing and row building happen before any lock: only the statements themselves are serialised.
     rows = [_row(record, owner=owner, received_at=received_at, sqlite=sqlite) for record in unique]
     repos = {record.attribution.repo for record in unique if record.attribution.repo}
-    with _SQLITE_WRITER if sqlite else contextlib.nullcontext(), factory() as session, session.begin():
-        accepted = _write_sqlite(session, rows) if sqlite else _write_postgres(session, rows)
-        if accepted:
-            # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch); the
-            # job is queued in the same transaction as the records, so neither can exist without the other.
-            jobs.enqueue_many(session, kind="match", keys=repos)
+    if sqlite:
+        accepted = _group_for(factory).submit(factory, _Pending(rows=rows, repos=repos))
+    else:
+        with factory() as session, session.begin():
+            accepted = _write_postgres(session, rows)
+            if accepted:
+                # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch);
+                # the job is queued in the same transaction as the records, so neither exists without the other.
+                jobs.enqueue_many(session, kind="match", keys=repos)
     return Written(accepted=accepted, duplicates=len(records) - accepted)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
@@ -17,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs, metrics
-from app.db import utcnow
-from app.deps import SessionFactoryDep, SettingsDep
+from app.db import utcnow, write_lock
+from app.deps import ERROR_SCHEMA, SessionFactoryDep, SettingsDep
 from app.events import Ignored, loads, parse_event
 from app.ingest import read_body
 from app.models import Delivery
@@ -42,7 +43,8 @@ def record_delivery(
 ) -> bool:
     """Store the delivery and its job in one transaction; False when it was already stored (a redelivery)."""
     try:
-        return _insert_delivery(factory, delivery_id=delivery_id, event=event, action=action, body=body)
+        with write_lock(factory):
+            return _insert_delivery(factory, delivery_id=delivery_id, event=event, action=action, body=body)
     except IntegrityError:  # the same delivery arriving twice at once: the other request stored it
         return False
 
@@ -67,16 +69,45 @@ def _insert_delivery(
     return True
 
 
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(status: str, field: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["status", field],
+        "properties": {"status": {"type": "string", "enum": [status]}, field: {"type": "string"}},
+    }
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": description}
+
+
 @router.post(
     "/github/webhook",
     summary="GitHub App webhooks",
     status_code=202,
     responses={
-        200: {"description": "Ignored, with the reason; or a redelivery"},
-        202: {"description": "Queued"},
-        400: {"description": "Missing headers or unreadable payload"},
-        401: {"description": "Missing or wrong X-Hub-Signature-256"},
-        503: {"description": "No webhook secret configured"},
+        200: {
+            "description": "Ignored (the reason says why), or a redelivery",
+            "content": _json(_answer("ignored", "reason")),
+        },
+        202: {"description": "Queued", "content": _json(_answer("queued", "delivery"))},
+        400: {"description": "Missing headers or unreadable payload", "content": _json(ERROR_SCHEMA)},
+        401: {"description": "Missing or wrong X-Hub-Signature-256", "content": _json(ERROR_SCHEMA)},
+        413: {"description": "Body over 25 MB (GitHub's own limit)", "content": _json(ERROR_SCHEMA)},
+        503: {"description": "No webhook secret configured", "content": _json(ERROR_SCHEMA)},
+    },
+    # For the OpenAPI schema only: the route reads the raw body (the signature is over its exact bytes).
+    openapi_extra={
+        "parameters": [
+            _header("X-GitHub-Event", "the event name: pull_request, pull_request_review, push, installation, …"),
+            _header("X-GitHub-Delivery", "the delivery id (a redelivery carries the same one)"),
+            _header("X-Hub-Signature-256", "sha256=<HMAC-SHA256 of the body with the webhook secret>"),
+        ],
+        "requestBody": {"required": True, "content": _json({"type": "object"})},
     },
 )
 async def receive_webhook(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> JSONResponse:

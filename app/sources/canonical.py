@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import load_items, to_datetime, to_decimal, to_int
+from app.parsing import MAX_COUNT, load_items, to_datetime, to_decimal, to_int
 from app.records import SOURCES, ParsedBatch, UsageRecord
 
 _TOKEN_FIELDS = (
@@ -45,7 +45,7 @@ def _text(item: dict[str, Any], name: str, *, required: bool = False, limit: int
 
 def _count(item: dict[str, Any], name: str) -> int:
     value = item.get(name)
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     try:
         return to_int(value)
