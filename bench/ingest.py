@@ -227,7 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1_000)
-    parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")
+    parser.add_argument("--clients", type=int, default=1, help="concurrent HTTP clients (the server is one process)")
     parser.add_argument("--database-url", help="a PostgreSQL URL (an admin database); default: a SQLite file")
     args = parser.parse_args()
 
