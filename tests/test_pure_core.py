@@ -15,6 +15,7 @@ PURE = [
     "app.charts",
     "app.outcome_report",
     "app.sources.canonical",
+    "app.sources.common",
     "app.sources.litellm",
     "app.sources.otlp",
     "app.sources.claude_code",

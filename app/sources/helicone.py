@@ -21,17 +21,20 @@ them up). So input is `prompt_tokens` (+ audio input) and output is `completion_
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import load_items, to_datetime, to_decimal, to_int
+from app.parsing import load_items, to_decimal, to_int
 from app.records import ParsedBatch, PayloadError, UsageRecord
+from app.sources.common import FIELDS as _FIELDS
+from app.sources.common import as_dict as _as_dict
+from app.sources.common import first_text as _first_text
+from app.sources.common import parse_each
+from app.sources.common import text as _text
+from app.sources.common import timestamp as _timestamp
 
 SOURCE = "helicone"
-_FIELDS = ("repo", "branch", "commit", "pr")
 _PROPERTY_PREFIX = "helicone-property-"
 # Helicone's provider names that do not name the model vendor.
 _NO_PROVIDER = {"custom", "local", "helicone"}
@@ -45,24 +48,7 @@ def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
             raise PayloadError(f"Helicone answered an error: {envelope['error']}")
         if isinstance(envelope.get("data"), dict):  # GET /v1/request/{id}
             items = [envelope["data"]]
-    batch = ParsedBatch()
-    for index, item in enumerate(items):
-        if isinstance(item, ValueError):  # an NDJSON line that is not JSON
-            batch.reject(index, str(item))
-            continue
-        if not isinstance(item, dict):
-            batch.reject(index, "item is not a JSON object")
-            continue
-        try:
-            record = _record(item)
-        except ValueError as error:
-            batch.reject(index, str(error))
-            continue
-        if record is None:
-            batch.skipped += 1
-        else:
-            batch.add(index, record)
-    return batch
+    return parse_each(items, _record)
 
 
 def _record(item: dict[str, Any]) -> UsageRecord | None:
@@ -136,34 +122,3 @@ def _count(data: dict[str, Any], field: str) -> int:
         return to_int(data.get(field))
     except ValueError as error:
         raise ValueError(f"{field}: {error}") from None
-
-
-def _timestamp(value: Any, field: str) -> datetime:
-    if value is None or value == "":
-        raise ValueError(f"missing {field}")
-    try:
-        # ClickHouse-backed rows may give "2025-03-14 09:26:53.000" without a zone: that is UTC.
-        return to_datetime(value).astimezone(UTC)
-    except ValueError as error:
-        raise ValueError(f"{field}: {error}") from None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _first_text(*values: Any) -> str | None:
-    return next((text for value in values if (text := _text(value)) is not None), None)

@@ -17,18 +17,22 @@ tokens counted twice inside `input` (see `_tokens`).
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.attribution import VCS_HEADERS, Attribution
-from app.parsing import dig, load_items, to_datetime, to_decimal, to_int
+from app.parsing import dig, load_items, to_decimal, to_int
 from app.records import ParsedBatch, UsageRecord
+from app.sources.common import FIELDS as _FIELDS
+from app.sources.common import VCS_TAGS as _VCS_TAGS
+from app.sources.common import as_dict as _as_dict
+from app.sources.common import as_list as _as_list
+from app.sources.common import attribution as _attribution
+from app.sources.common import first_text as _first_text
+from app.sources.common import tag_values as _tag_values
+from app.sources.common import text as _text
+from app.sources.common import timestamp as _timestamp
 
 SOURCE = "langfuse"
-_FIELDS = ("repo", "branch", "commit", "pr")
-_VCS_TAGS = {header: field for field, header in VCS_HEADERS.items()}
 _USAGE_TYPES = {"GENERATION", "EMBEDDING"}
 # Ingestion events whose body is an observation (an update completes the create of the same id).
 _OBSERVATION_EVENTS = {"generation-create", "generation-update", "observation-create", "observation-update"}
@@ -186,64 +190,8 @@ def _cost(item: dict[str, Any]) -> Decimal | None:
     return None
 
 
-def _tag_values(tags: list[Any]) -> dict[str, str]:
-    """`repo:acme/x`, `agent:aider`, `x-vcs-ref-head-name: main` → {key: value}; first of a key wins."""
-    found: dict[str, str] = {}
-    for tag in tags:
-        if not isinstance(tag, str) or ":" not in tag:
-            continue
-        key, _, value = tag.partition(":")
-        key, value = key.strip().lower(), value.strip()
-        if value and key not in found and (key in _FIELDS or key == "agent" or key in _VCS_TAGS):
-            found[key] = value
-    return found
-
-
-def _attribution(data: dict[str, Any]) -> Attribution:
-    return Attribution.parse(**{field: data.get(field) for field in _FIELDS})
-
-
 def _count(data: Any, *path: str) -> int:
     try:
         return to_int(dig(data, *path))
     except ValueError as error:
         raise ValueError(f"usage {'.'.join(path)}: {error}") from None
-
-
-def _timestamp(value: Any, field: str) -> datetime:
-    if value is None or value == "":
-        raise ValueError(f"missing {field}")
-    try:
-        return to_datetime(value).astimezone(UTC)
-    except ValueError as error:
-        raise ValueError(f"{field}: {error}") from None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _first_text(*values: Any) -> str | None:
-    return next((text for value in values if (text := _text(value)) is not None), None)

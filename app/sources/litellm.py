@@ -14,40 +14,27 @@ subtracted (see `_tokens`).
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from app.attribution import VCS_HEADERS, Attribution
-from app.parsing import dig, load_items, to_datetime, to_decimal, to_int
+from app.parsing import dig, load_items, to_decimal, to_int
 from app.records import ParsedBatch, UsageRecord
+from app.sources.common import FIELDS as _FIELDS
+from app.sources.common import VCS_TAGS as _VCS_TAGS
+from app.sources.common import as_dict as _as_dict
+from app.sources.common import as_list as _as_list
+from app.sources.common import attribution as _attribution
+from app.sources.common import first_text as _first_text
+from app.sources.common import parse_each
+from app.sources.common import tag_values as _tag_values
+from app.sources.common import text as _text
+from app.sources.common import timestamp as _timestamp
 
 SOURCE = "litellm"
-_FIELDS = ("repo", "branch", "commit", "pr")
 # `extra_spend_tag_headers` turns a request header into the tag "Header-Name: value"; map ours back to fields.
-_VCS_TAGS = {header: field for field, header in VCS_HEADERS.items()}
 
 
 def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
-    batch = ParsedBatch()
-    for index, item in enumerate(load_items(body, ndjson=ndjson)):
-        if isinstance(item, ValueError):  # an NDJSON line that is not JSON
-            batch.reject(index, str(item))
-            continue
-        if not isinstance(item, dict):
-            batch.reject(index, "item is not a JSON object")
-            continue
-        try:
-            record = _record(item)
-        except ValueError as error:
-            batch.reject(index, str(error))
-            continue
-        if record is None:
-            batch.skipped += 1
-        else:
-            batch.add(index, record)
-    return batch
+    return parse_each(load_items(body, ndjson=ndjson), _record)
 
 
 def _record(item: dict[str, Any]) -> UsageRecord | None:
@@ -139,70 +126,8 @@ def _tokens(item: dict[str, Any], metadata: dict[str, Any]) -> tuple[int, int, i
     return input_tokens, cache_read, cache_write, completion, reasoning
 
 
-def _tag_values(tags: list[Any]) -> dict[str, str]:
-    """`repo:acme/x`, `branch:main`, … and header tags `x-vcs-ref-head-name: main` → {key: value}.
-
-    The first tag of a key wins."""
-    found: dict[str, str] = {}
-    for tag in tags:
-        if not isinstance(tag, str) or ":" not in tag:
-            continue
-        key, _, value = tag.partition(":")
-        key, value = key.strip().lower(), value.strip()
-        if value and key not in found and (key in _FIELDS or key == "agent" or key in _VCS_TAGS):
-            found[key] = value
-    return found
-
-
-def _attribution(data: dict[str, Any]) -> Attribution:
-    return Attribution.parse(**{field: data.get(field) for field in _FIELDS})
-
-
 def _count(data: Any, *path: str) -> int:
     try:
         return to_int(dig(data, *path))
     except ValueError as error:
         raise ValueError(f"{'.'.join(path)}: {error}") from None
-
-
-def _timestamp(value: Any, field: str) -> datetime:
-    if value is None or value == "":
-        raise ValueError(f"missing {field}")
-    try:
-        # Naive strings such as "2025-01-24 09:20:46.847371" are UTC; epoch seconds may be a float.
-        return to_datetime(value).astimezone(UTC)
-    except ValueError as error:
-        raise ValueError(f"{field}: {error}") from None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    """A dict, or a JSON-encoded dict (SpendLogsPayload stores metadata as a string); anything else is {}."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float | Decimal):
-        value = str(value)
-    if isinstance(value, str) and value.strip() and value.strip() != "None":
-        return value.strip()
-    return None
-
-
-def _first_text(*values: Any) -> str | None:
-    return next((text for value in values if (text := _text(value)) is not None), None)

@@ -17,40 +17,27 @@ copies the reads into `prompt_tokens_details.cached_tokens`). `total_tokens` tel
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import dig, load_items, to_datetime, to_decimal, to_int
+from app.parsing import dig, load_items, to_decimal, to_int
 from app.records import ParsedBatch, UsageRecord
+from app.sources.common import FIELDS as _FIELDS
+from app.sources.common import as_dict as _as_dict
+from app.sources.common import first_text as _first_text
+from app.sources.common import parse_each
+from app.sources.common import text as _text
+from app.sources.common import timestamp as _timestamp
 
 SOURCE = "portkey"
-_FIELDS = ("repo", "branch", "commit", "pr")
 _CENTS_PER_DOLLAR = Decimal(100)
 
 
 def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
-    batch = ParsedBatch()
-    for index, item in enumerate(load_items(body, ndjson=ndjson)):
-        if isinstance(item, ValueError):  # an NDJSON line that is not JSON
-            batch.reject(index, str(item))
-            continue
-        if not isinstance(item, dict):
-            batch.reject(index, "item is not a JSON object")
-            continue
-        try:
-            record = _record(item)
-        except ValueError as error:
-            batch.reject(index, str(error))
-            continue
-        if record is None:
-            batch.skipped += 1
-        else:
-            batch.add(index, record)
-    return batch
+    return parse_each(load_items(body, ndjson=ndjson), _record)
 
 
 def _record(item: dict[str, Any]) -> UsageRecord | None:
@@ -185,31 +172,3 @@ def _count(data: Any, *path: str) -> int:
         return to_int(dig(data, *path))
     except ValueError as error:
         raise ValueError(f"{'.'.join(path)}: {error}") from None
-
-
-def _timestamp(value: Any, field: str) -> datetime:
-    try:
-        return to_datetime(value).astimezone(UTC)
-    except ValueError as error:
-        raise ValueError(f"{field}: {error}") from None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _first_text(*values: Any) -> str | None:
-    return next((text for value in values if (text := _text(value)) is not None), None)
