@@ -118,6 +118,25 @@ def iter_json_lines(body: bytes) -> Iterator[tuple[int, Any | ValueError]]:
         index += 1
 
 
+def transcript_lines(body: bytes) -> Iterator[tuple[int, Any]]:
+    """(index, value) of a transcript body: JSON lines, or a JSON array of line objects. A line that is not JSON
+    yields a ValueError value (reject it by index); a body of which no line reads at all is a PayloadError."""
+    if not body.strip():
+        raise PayloadError("body is empty")
+    if body.lstrip()[:1] == b"[":
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = None
+        if isinstance(data, list):
+            yield from enumerate(data)
+            return
+    lines = list(iter_json_lines(body))
+    if all(isinstance(value, ValueError) for _, value in lines):
+        raise PayloadError("body is not JSON lines: no line could be read")
+    yield from lines
+
+
 def load_items(body: bytes, *, ndjson: bool) -> list[Any]:
     """A batch body as a list of items: a JSON array, {"records": [...]}/{"batch": [...]}/{"data": [...]}, one
     object, or NDJSON. A bad NDJSON line becomes a ValueError item so it can be rejected by index."""

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import iter_json_lines, to_datetime, to_int
-from app.records import ParsedBatch, PayloadError, UsageRecord
+from app.parsing import to_datetime, to_int
+from app.parsing import transcript_lines as _lines
+from app.records import ParsedBatch, UsageRecord
 
 # Claude Code writes locally generated messages (API errors, interruptions) with this model and zero usage.
 _SYNTHETIC = "<synthetic>"
@@ -66,23 +66,6 @@ def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
     for index, record in kept.values():
         batch.add(index, record)
     return batch
-
-
-def _lines(body: bytes) -> Iterator[tuple[int, Any]]:
-    if not body.strip():
-        raise PayloadError("body is empty")
-    if body.lstrip()[:1] == b"[":
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = None
-        if isinstance(data, list):
-            yield from enumerate(data)
-            return
-    lines = list(iter_json_lines(body))
-    if all(isinstance(value, ValueError) for _, value in lines):
-        raise PayloadError("body is not JSON lines: no line could be read")
-    yield from lines
 
 
 def _record(line: Any) -> UsageRecord | None:

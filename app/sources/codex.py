@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import dig, iter_json_lines, to_datetime, to_int
-from app.records import ParsedBatch, PayloadError, UsageRecord
+from app.parsing import dig, to_datetime, to_int
+from app.parsing import transcript_lines as _lines
+from app.records import ParsedBatch, UsageRecord
 
 _FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens", "total_tokens")
 _Usage = dict[str, int]
@@ -78,23 +78,6 @@ def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
         except ValueError as error:
             batch.reject(index, str(error))
     return batch
-
-
-def _lines(body: bytes) -> Iterator[tuple[int, Any]]:
-    if not body.strip():
-        raise PayloadError("body is empty")
-    if body.lstrip()[:1] == b"[":
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = None
-        if isinstance(data, list):
-            yield from enumerate(data)
-            return
-    lines = list(iter_json_lines(body))
-    if all(isinstance(value, ValueError) for _, value in lines):
-        raise PayloadError("body is not JSON lines: no line could be read")
-    yield from lines
 
 
 def _session(lines: list[tuple[int, Any]]) -> tuple[str, Attribution]:
