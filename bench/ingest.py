@@ -12,29 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.db import create_db_engine, make_sessionmaker, migrate, session_scope  # noqa: E402
-from app.tokens import create_token  # noqa: E402
+from app.db import migrate  # noqa: E402
+from bench.common import make_tokens, postgres_database, server  # noqa: E402
+
+
+def make_token(database_url: str) -> str:
+    return make_tokens(database_url, ["acme"])["acme"]
+
 
 MODELS = [
     ("anthropic", "claude-sonnet-4-5"),
@@ -75,40 +73,6 @@ def generate(count: int, *, seed: int = 1) -> list[dict[str, object]]:
             }
         )
     return records
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def server(database_url: str, log: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "TOKENTRAIL_DATABASE_URL": database_url, "TOKENTRAIL_RUN_WORKER": "false"}
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                raise RuntimeError(log.read_text())
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def post_all(url: str, token: str, records: list[dict[str, object]], *, batch: int, clients: int) -> float:
@@ -199,28 +163,6 @@ def postgres_ceiling(records: list[dict[str, object]], url: str) -> float:
         connection.commit()
         elapsed = time.perf_counter() - started
     return len(rows) / elapsed
-
-
-def make_token(database_url: str) -> str:
-    engine = create_db_engine(database_url)
-    with session_scope(make_sessionmaker(engine)) as session:
-        token = create_token(session, owner="acme", name="bench")
-    engine.dispose()
-    return token
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    name = f"tokentrail_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
