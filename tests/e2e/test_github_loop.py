@@ -17,8 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import LiveServer, make_token, start_server
@@ -33,23 +31,9 @@ INSTALLATION = 77
 CONFIG = "budget:\n  max_cost_per_pr: 0.05\n  warn_at: 0.8\n"
 
 
-@pytest.fixture(scope="module")
-def private_key() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 @pytest.fixture
-def github(private_key: tuple[str, str]) -> Iterator[FakeGitHub]:
-    with FakeGitHub(app_id=APP_ID, public_key=private_key[1]) as fake:
+def github(app_keys: tuple[str, str]) -> Iterator[FakeGitHub]:
+    with FakeGitHub(app_id=APP_ID, public_key=app_keys[1]) as fake:
         fake.add_installation(INSTALLATION, "acme")
         fake.add_repo(REPO, default_branch="main", installation_id=INSTALLATION)
         fake.add_pull(
@@ -71,10 +55,10 @@ def github(private_key: tuple[str, str]) -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path, github: FakeGitHub, private_key: tuple[str, str]) -> Iterator[LiveServer]:
+def server(database_url: str, tmp_path: Path, github: FakeGitHub, app_keys: tuple[str, str]) -> Iterator[LiveServer]:
     env = {
         "TOKENTRAIL_GITHUB_APP_ID": str(APP_ID),
-        "TOKENTRAIL_GITHUB_PRIVATE_KEY": private_key[0],
+        "TOKENTRAIL_GITHUB_PRIVATE_KEY": app_keys[0],
         "TOKENTRAIL_GITHUB_API_URL": github.url,
         "TOKENTRAIL_PUBLIC_URL": "https://tokentrail.example.com",
     }

@@ -10,8 +10,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import make_token
@@ -34,21 +32,6 @@ def scale(pytestconfig: pytest.Config) -> Scale:
     if name not in ("ci", "large"):
         raise pytest.UsageError(f"TOKENTRAIL_RELIABILITY_SCALE must be ci or large, not {name!r}")
     return Scale.large() if name == "large" else Scale.ci()
-
-
-@pytest.fixture(scope="session")
-def app_keys() -> tuple[str, str]:
-    """An RSA key pair for the GitHub App: (private PEM for the server, public PEM for the fake)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture
