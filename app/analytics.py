@@ -71,9 +71,17 @@ def _owner_pull_repos(owner: str) -> Any:
 
 
 def _usage_scope(scope: Scope) -> Any:
+    """A scope's books: the usage its pull requests count, plus its own usage that counts on none of them
+    (unmatched, or matched to another owner's PR without consent: DESIGN §5). Records set aside count nowhere."""
+    private = U.pr_private.is_(True)
+    own = sa.or_(U.pr_number.is_(None), private)
     if scope.repo is not None:
-        return sa.or_(U.pr_repo == scope.repo, sa.and_(U.repo == scope.repo, U.pr_number.is_(None)))
-    return sa.or_(U.pr_repo.in_(_owner_pull_repos(scope.owner)), sa.and_(U.owner == scope.owner, U.pr_number.is_(None)))
+        books = sa.or_(sa.and_(U.pr_repo == scope.repo, ~private), sa.and_(U.repo == scope.repo, own))
+    else:
+        books = sa.or_(
+            sa.and_(U.pr_repo.in_(_owner_pull_repos(scope.owner)), ~private), sa.and_(U.owner == scope.owner, own)
+        )
+    return sa.and_(books, U.match_error.is_(None))
 
 
 def _pull_scope(scope: Scope) -> Any:
@@ -180,10 +188,12 @@ def _pull_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
     )
 
 
-def _lifetimes(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Spend]:
+def _lifetimes(session: Session, scope: Scope, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Spend]:
     if not keys:
         return {}
-    which = sa.or_(*(sa.and_(U.pr_repo == repo, U.pr_number == number) for repo, number in keys))
+    which = sa.and_(
+        sa.or_(*(sa.and_(U.pr_repo == repo, U.pr_number == number) for repo, number in keys)), _usage_scope(scope)
+    )
     rows = session.execute(
         sa.select(U.pr_repo, U.pr_number, *_spend_columns()).where(which).group_by(U.pr_repo, U.pr_number)
     )
@@ -200,7 +210,12 @@ def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
     return list(
         session.execute(
             sa.select(merged.c.repo, merged.c.merged_at, merged.c.lines, *_spend_columns())
-            .select_from(merged.join(USAGE, sa.and_(U.pr_repo == merged.c.repo, U.pr_number == merged.c.number)))
+            .select_from(
+                merged.join(
+                    USAGE,
+                    sa.and_(U.pr_repo == merged.c.repo, U.pr_number == merged.c.number, U.pr_private.is_(False)),
+                )
+            )
             .group_by(merged.c.repo, merged.c.number, merged.c.merged_at, merged.c.lines)
         )
     )
@@ -254,7 +269,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
 
     pull_rows = _pull_rows(session, scope, period)
     ranked = sorted(pull_rows, key=lambda r: (-int(r.cost), -int(r.records), r.pr_repo, r.pr_number))
-    lifetimes = _lifetimes(session, [(r.pr_repo, r.pr_number) for r in ranked[:TOP_PULLS]])
+    lifetimes = _lifetimes(session, scope, [(r.pr_repo, r.pr_number) for r in ranked[:TOP_PULLS]])
     pulls = [
         PullSpend(
             repo=row.pr_repo,

@@ -58,8 +58,9 @@ def normalize_branch(value: Any) -> str | None:
     text = value.strip()
     if text.startswith("refs/heads/"):
         text = text[len("refs/heads/") :]
-    # A detached HEAD names no branch.
-    if not text or text == "HEAD" or len(text) > 255 or _SPACE.search(text):
+    # A detached HEAD names no branch. A name too long to store is kept: the record is then refused with that
+    # reason (DESIGN §2 "Limits") instead of being stored without the branch it claims.
+    if not text or text == "HEAD" or _SPACE.search(text):
         return None
     return text
 

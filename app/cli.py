@@ -88,7 +88,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     engine = create_db_engine(settings.database_url)
     try:
         with session_scope(make_sessionmaker(engine)) as session:
-            token = create_token(session, owner=args.owner, name=args.name or "")
+            token = create_token(session, owner=args.owner, name=args.name or "", share_upstream=args.share_upstream)
     except ValueError as error:
         print(f"tokentrail: {error}", file=sys.stderr)
         return 2
@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_commands.add_parser("create", help="create a token; prints it alone on the last line")
     create.add_argument("--owner", required=True, help="GitHub login (user or organisation) the token acts for")
     create.add_argument("--name", help="a label to recognise the token by")
+    create.add_argument(
+        "--share-upstream",
+        action="store_true",
+        help="let usage sent with this token count on another owner's pull requests (your fork's PRs upstream)",
+    )
     create.set_defaults(func=cmd_token_create)
 
     env = commands.add_parser("env", help='print the attribution exports for this checkout: eval "$(tokentrail env)"')

@@ -352,6 +352,7 @@ def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
             _webhook("pull_request", _pull_payload(pull, "opened", head_sha=first_sha, updated_at=pull.created_at))
         )
         end = pull.closed_at or now
+        head, heads = first_sha, [(pull.created_at, first_sha)]  # what GitHub's PR says as time goes on
         for push in range(rng.randint(1, 3)):
             at = pull.created_at + (end - pull.created_at) * (push + 1) / 4
             if rng.random() < 0.5:
@@ -374,9 +375,9 @@ def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
                         calls=rng.randint(15, 50),
                     )
                 )
-            requests.append(
-                _webhook("pull_request", _pull_payload(pull, "synchronize", head_sha=_sha(rng), updated_at=at))
-            )
+            head = _sha(rng)
+            heads.append((at, head))
+            requests.append(_webhook("pull_request", _pull_payload(pull, "synchronize", head_sha=head, updated_at=at)))
         if pull.head_repo.split("/")[0] == ORG:
             requests.append(
                 _litellm(
@@ -391,9 +392,11 @@ def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
             )
         review_state = "changes_requested" if rng.random() < 0.35 else "approved"
         reviewer = rng.choice([a for a in AUTHORS[:4] if a != pull.author])
-        review_payload = _pull_payload(pull, "opened", head_sha=first_sha, updated_at=pull.created_at)
         for round_index, state in enumerate([review_state, "approved"] if review_state != "approved" else ["approved"]):
             at = pull.created_at + (end - pull.created_at) * (0.5 + 0.2 * round_index)
+            # A review's PR object is the PR as it was when the review was submitted.
+            head_then = [sha for pushed, sha in heads if pushed <= at][-1]
+            review_payload = _pull_payload(pull, "reviewed", head_sha=head_then, updated_at=at)
             requests.append(
                 _webhook(
                     "pull_request_review",
@@ -413,7 +416,7 @@ def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
             )
         if pull.closed_at is not None:
             requests.append(
-                _webhook("pull_request", _pull_payload(pull, "closed", head_sha=_sha(rng), updated_at=pull.closed_at))
+                _webhook("pull_request", _pull_payload(pull, "closed", head_sha=head, updated_at=pull.closed_at))
             )
     # Spend that produced no PR: work on the default branch and on an abandoned experiment.
     for index, branch in enumerate(("main", "main", "spike/vector-search")):

@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings
-from app.tokens import owner_of_token
+from app.tokens import TokenIdentity, identity_of_token
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -44,16 +44,22 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def require_owner(request: Request, factory: SessionFactoryDep) -> str:
-    """The owner (GitHub login) the bearer token belongs to; 401 otherwise."""
+def require_identity(request: Request, factory: SessionFactoryDep) -> TokenIdentity:
+    """Whom the bearer token speaks for; 401 otherwise."""
     token = bearer_token(request)
     with factory() as session:
-        owner = owner_of_token(session, token)
-    if owner is None:
+        identity = identity_of_token(session, token)
+    if identity is None:
         raise HTTPException(status_code=401, detail="invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return owner
+    return identity
 
 
+def require_owner(request: Request, factory: SessionFactoryDep) -> str:
+    """The owner (GitHub login) the bearer token belongs to; 401 otherwise."""
+    return require_identity(request, factory).owner
+
+
+IdentityDep = Annotated[TokenIdentity, Depends(require_identity)]
 OwnerDep = Annotated[str, Depends(require_owner)]
 
 

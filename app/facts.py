@@ -5,6 +5,7 @@ Every figure is an aggregate over the (pr_repo, pr_number) index: the summary ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from statistics import median
@@ -26,6 +27,7 @@ from app.report import (
     Push,
     ReportFacts,
     ReviewInfo,
+    SourceSpend,
     SpendPoint,
     SpendTotals,
 )
@@ -113,6 +115,22 @@ def _spend_points(session: Session, where: Any, pushes: list[Push]) -> tuple[Spe
     )
 
 
+def _sources(rows: Sequence[Any]) -> tuple[SourceSpend, ...]:
+    """Spend by the source that reported each call first, with how many of its calls other sources saw too."""
+    spend: dict[str, tuple[int, Decimal]] = {}
+    confirmed: dict[str, dict[str, int]] = {}
+    for row in rows:
+        records, cost = spend.get(row.source, (0, Decimal(0)))
+        spend[row.source] = (records + int(row.records), cost + _usd(row.cost))
+        for other in filter(None, (row.also_seen_by or "").split(",")):
+            seen = confirmed.setdefault(row.source, {})
+            seen[other] = seen.get(other, 0) + int(row.records)
+    return tuple(
+        SourceSpend(source, records, cost, tuple(sorted(confirmed.get(source, {}).items())))
+        for source, (records, cost) in spend.items()
+    )
+
+
 def gather_facts(
     session: Session,
     *,
@@ -125,7 +143,8 @@ def gather_facts(
     pull = session.execute(sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number)).first()
     if pull is None:
         raise PullNotFound(f"{repo}#{number}")
-    where = sa.and_(U.pr_repo == repo, U.pr_number == number)
+    # A record matched without its owner's consent to another owner's PR never counts on it (DESIGN §5).
+    where = sa.and_(U.pr_repo == repo, U.pr_number == number, U.pr_private.is_(False))
     total = session.execute(
         sa.select(
             *_spend_columns(),
@@ -140,6 +159,9 @@ def gather_facts(
     ).all()
     by_actor = session.execute(
         sa.select(U.actor, U.agent, *_spend_columns()).where(where).group_by(U.actor, U.agent)
+    ).all()
+    by_source = session.execute(
+        sa.select(U.source, U.also_seen_by, *_spend_columns()).where(where).group_by(U.source, U.also_seen_by)
     ).all()
     pushes = [
         Push(sha=row.sha, pushed_at=as_utc(row.pushed_at))
@@ -190,6 +212,7 @@ def gather_facts(
             ActorSpend(actor=row.actor, agent=row.agent, records=int(row.records), cost_usd=_usd(row.cost))
             for row in by_actor
         ),
+        by_source=_sources(by_source),
         pushes=tuple(pushes),
         spend_points=_spend_points(session, where, pushes),
         reviews=reviews,

@@ -7,6 +7,8 @@ import gzip
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -15,9 +17,12 @@ from fastapi.responses import JSONResponse
 
 from app import metrics, store
 from app.attribution import Attribution, attribution_from_headers
-from app.deps import ERROR_SCHEMA, OwnerDep, SessionFactoryDep, SettingsDep
-from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord
+from app.db import utcnow
+from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep
+from app.pricing import price_record
+from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
 from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+from app.tokens import TokenIdentity
 
 router = APIRouter(tags=["ingest"])
 
@@ -84,30 +89,49 @@ class IngestResult:
         }
 
 
-def check_tenancy(
-    batch: ParsedBatch, *, owner: str, fallback: Attribution, check_text: bool = True
-) -> tuple[list[UsageRecord], list[Rejection]]:
-    """Fill attribution from the request's headers, then keep only records of the caller's own repositories.
+@dataclass(slots=True)
+class Admitted:
+    """The records of a batch that may be stored, with their prices, and the ones refused by index."""
 
-    Client attribution is a claim, never an authorisation (DESIGN §2). A record that names no repository cannot
-    be attributed to any tenant, so it is refused with the way to fix it rather than stored where no one sees it.
-    With `check_text`, a record whose text the database cannot store (NUL, lone surrogates) is refused too.
+    records: list[UsageRecord] = field(default_factory=list)
+    prices: list[tuple[Decimal | None, bool]] = field(default_factory=list)
+    refused: list[Rejection] = field(default_factory=list)
+
+
+def admit(batch: ParsedBatch, *, owner: str, fallback: Attribution, now: datetime, check_text: bool = True) -> Admitted:
+    """Fill attribution from the request's headers, then keep the records that may be stored, priced.
+
+    - Client attribution is a claim, never an authorisation (DESIGN §2): only records of the caller's own
+      repositories are kept. A record that names no repository cannot be attributed to any tenant, so it is
+      refused with the way to fix it rather than stored where no one sees it.
+    - DESIGN §2's limits hold on every database: times, text lengths, counts and the cost (reported or computed).
+    - With `check_text`, a record whose text the database cannot store (NUL, lone surrogates) is refused too.
     """
-    kept: list[UsageRecord] = []
-    refused: list[Rejection] = []
+    admitted = Admitted()
     positions = _record_positions(batch)
     for position, record in zip(positions, batch.records, strict=True):
         record = record.with_attribution(fallback)
         repo_owner = record.attribution.owner
         if repo_owner is None:
-            refused.append(Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header"))
-        elif repo_owner != owner:
-            refused.append(Rejection(position, f"repository {record.attribution.repo} does not belong to {owner}"))
-        elif check_text and (problem := _unstorable_text(record)):
-            refused.append(Rejection(position, problem))
-        else:
-            kept.append(record)
-    return kept, refused
+            admitted.refused.append(
+                Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header")
+            )
+            continue
+        if repo_owner != owner:
+            admitted.refused.append(
+                Rejection(position, f"repository {record.attribution.repo} does not belong to {owner}")
+            )
+            continue
+        if check_text and (problem := _unstorable_text(record)):
+            admitted.refused.append(Rejection(position, problem))
+            continue
+        cost, reported = price_record(record)
+        if problem := limit_violation(record, now=now, cost=cost):
+            admitted.refused.append(Rejection(position, problem))
+            continue
+        admitted.records.append(record)
+        admitted.prices.append((cost, reported))
+    return admitted
 
 
 def _unstorable_text(record: UsageRecord) -> str | None:
@@ -115,7 +139,7 @@ def _unstorable_text(record: UsageRecord) -> str | None:
     and neither database takes a lone surrogate (which JSON's \\ud800 escapes can produce)."""
     a = record.attribution
     for value in (record.id, record.source, record.provider, record.model, record.actor, record.agent,
-                  record.session_id, a.repo, a.branch, a.commit):  # fmt: skip
+                  record.session_id, a.repo, a.branch, a.commit, *record.call_ids):  # fmt: skip
         if value is None:
             continue
         if "\x00" in value:
@@ -155,7 +179,7 @@ def ingest(
     *,
     parser: Parser,
     ndjson: bool,
-    owner: str,
+    identity: TokenIdentity,
     fallback: Attribution,
     factory: Any,
     max_records: int,
@@ -169,18 +193,25 @@ def ingest(
     if total > max_records:
         raise HTTPException(status_code=413, detail=f"batch has {total} records; the limit is {max_records}")
     check_text = _may_hold_unstorable_text(body)
-    records, refused = check_tenancy(batch, owner=owner, fallback=fallback, check_text=check_text)
-    written = store.store_usage(factory, records=records, owner=owner)
+    owner = identity.owner
+    admitted = admit(batch, owner=owner, fallback=fallback, now=utcnow(), check_text=check_text)
+    written = store.store_usage(
+        factory,
+        records=admitted.records,
+        prices=admitted.prices,
+        owner=owner,
+        share_upstream=identity.share_upstream,
+    )
     return IngestResult(
         accepted=written.accepted,
         duplicates=written.duplicates,
         skipped=batch.skipped,
-        rejected=[*batch.rejected, *refused],
+        rejected=[*batch.rejected, *admitted.refused],
     )
 
 
 async def _handle(
-    request: Request, parser: Parser, *, source: str, owner: str, factory: Any, settings: Any
+    request: Request, parser: Parser, *, source: str, identity: TokenIdentity, factory: Any, settings: Any
 ) -> JSONResponse:
     body = await read_body(request, limit=settings.max_body_bytes)
     result = await run_in_threadpool(
@@ -188,7 +219,7 @@ async def _handle(
         body,
         parser=parser,
         ndjson=_is_ndjson(request),
-        owner=owner,
+        identity=identity,
         fallback=attribution_from_headers(request.headers),
         factory=factory,
         max_records=settings.max_batch_records,
@@ -222,9 +253,9 @@ SOURCE_ROUTES: dict[str, tuple[Parser, str]] = {
 
 def _make_endpoint(parser: Parser, source: str) -> Callable[..., Any]:
     async def endpoint(
-        request: Request, owner: OwnerDep, factory: SessionFactoryDep, settings: SettingsDep
+        request: Request, identity: IdentityDep, factory: SessionFactoryDep, settings: SettingsDep
     ) -> JSONResponse:
-        return await _handle(request, parser, source=source, owner=owner, factory=factory, settings=settings)
+        return await _handle(request, parser, source=source, identity=identity, factory=factory, settings=settings)
 
     return endpoint
 
@@ -266,6 +297,7 @@ _CANONICAL_RECORD: dict[str, Any] = {
     "required": ["id", "timestamp", "model"],
     "properties": {
         "id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "call_id": {"type": "string", "maxLength": 255},
         "source": {"type": "string", "enum": list(SOURCES)},
         "timestamp": {"type": "string", "format": "date-time"},
         "provider": {"type": "string"},

@@ -130,6 +130,16 @@ def retry(session: Session, job: ClaimedJob, *, error: str, retry_after: float |
     session.execute(sa.update(JOBS).where(J.id == job.id).values(**values))
 
 
+def fail(session: Session, job: ClaimedJob, *, error: str) -> None:
+    """A job that failed for a reason retrying cannot cure (a payload no database column can hold, a bug): set
+    aside at once as `failed`, a dead letter counted in /metrics, instead of retried MAX_ATTEMPTS times."""
+    session.execute(
+        sa.update(JOBS)
+        .where(J.id == job.id)
+        .values(state="failed", locked_at=None, last_error=error[:2000], updated_at=utcnow())
+    )
+
+
 def purge_done(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:
     """Forget finished jobs after a while: the outbox stays small (failed ones are kept for inspection)."""
     result = cast(

@@ -6,20 +6,20 @@ Pure: the shell loads the facts, calls `match_records` and stores each answer (`
 1. explicit: the record names a PR number that exists in its repository (base, or head for a fork).
 2. commit: the record's commit (possibly abbreviated) is one of a PR's own commits.
 3. branch: the record's (repo, branch) is a PR's (head repo, head ref) and its time is in the PR's window.
-4. otherwise unmatched.
+4. (none of these) the record is examined by rule 5, and otherwise stays unmatched.
+5. session: a record still unmatched whose session has records on exactly one PR by rules 1-3, made at most
+   SESSION_LOOKBACK before the first of them: the work a session did before it created its branch. Session
+   matches do not chain.
 
-Records without a repository never match; records on a default branch match only explicitly. Every time is
-the record's own timestamp or GitHub's created_at / closed_at, never a time of arrival, so the answer does
-not depend on the order in which records and PR events arrive (the tests check this).
+Records without a repository never match; records on a default branch match only explicitly (or by session).
+Every time is the record's own timestamp or GitHub's created_at / closed_at, never a time of arrival, so the
+answer does not depend on the order in which records and PR events arrive. A match of a record to another
+owner's pull request without that owner's consent (`share_upstream`) is `private`: it stays in the record
+owner's books and never counts on the pull request.
 
-Re-matching after a PR event (opened, reopened, synchronize, closed): reload and re-match the records
-- on `affected_branches(pr)` (of the old and new facts),
-- naming `pr.number` in `pr.repo` or `pr.head_repo`,
-- whose commit prefixes a commit of the old or new facts of any PR on those branches: a moved window can
-  change which of several stacked PRs a shared commit belongs to.
-
-A deleted fork (`head_repo is None`) is no candidate for rules 2-3: the matches it already has are kept
-because the caller does not re-match its records (`affected_branches` is empty for it).
+The shell keeps the invariant "every stored record is where `match_records` over all records and all PR facts
+puts it" by re-examining, after each change, exactly what `records_to_reexamine` names (and, for the session
+rule, every record of the sessions involved); a property test drives the shell on both databases to check it.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
-Rule: TypeAlias = Literal["explicit", "commit", "branch"]
+Rule: TypeAlias = Literal["explicit", "commit", "branch", "session"]
 
 # Commits are indexed by the shortest abbreviation a record may carry, so a lookup scans only the few SHAs
 # sharing those hex digits instead of every commit of every PR.
 MIN_COMMIT_PREFIX = 7
+# Rule 5: how long before a session's first record on a pull request its earlier records still belong to it.
+SESSION_LOOKBACK = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class UsageFacts:
     commit: str | None  # 7-40 lower-case hex, may be abbreviated
     pr: int | None
     timestamp: datetime  # tz-aware, the record's own time
+    owner: str = ""  # the owner whose token sent it ("" in examples that need no tenancy)
+    session_id: str | None = None
+    share_upstream: bool = False  # its owner lets it count on other owners' pull requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,16 @@ class Match:
     repo: str  # the PR's base repository
     number: int
     rule: Rule
+    private: bool = False  # another owner's PR, without consent: in the record owner's books only
+
+
+def _with_consent(match: Match | None, record: UsageFacts) -> Match | None:
+    """Mark a match to another owner's pull request private unless the record's owner shares upstream."""
+    if match is None or not record.owner or record.share_upstream:
+        return match
+    if match.repo.split("/", 1)[0] == record.owner:
+        return match
+    return Match(match.repo, match.number, match.rule, private=True)
 
 
 # (start, end, pr): the PR's window is the half-open interval start < t <= end; start None is the beginning of
@@ -180,7 +195,8 @@ def match_record(
     on_default = branch is not None and (
         default_branches.get(repo) == branch or any(p.head_repo == repo and p.default_branch == branch for p in prs)
     )
-    return _decide(record, named=named, containing=containing, on_default_branch=on_default, windows=windows)
+    match = _decide(record, named=named, containing=containing, on_default_branch=on_default, windows=windows)
+    return _with_consent(match, record)
 
 
 class _Index:
@@ -214,9 +230,10 @@ class _Index:
                 if sha.startswith(commit):
                     containing[(pr.repo, pr.number)] = pr
         on_default = (repo, record.branch) in self.defaults
-        return _decide(
+        match = _decide(
             record, named=named, containing=containing.values(), on_default_branch=on_default, windows=windows
         )
+        return _with_consent(match, record)
 
 
 def match_records(
@@ -226,21 +243,88 @@ def match_records(
     grace: timedelta,
     default_branches: Mapping[str, str] | None = None,
 ) -> dict[int, Match | None]:
-    """Match every record against `prs`, building windows and indexes once: record key -> Match or None."""
+    """Match every record against `prs`, building windows and indexes once: record key -> Match or None.
+
+    Rule 5 (session) looks at the records given: pass every record of a session to place any of them."""
+    records = list(records)
     windows = branch_windows(prs, grace=grace)
     index = _Index(prs, default_branches or {})
-    return {record.key: index.match(record, windows) for record in records}
+    matches = {record.key: index.match(record, windows) for record in records}
+    matches.update(session_matches(records, matches, prs))
+    return matches
 
 
-def affected_branches(pr: PullRequestFacts) -> set[tuple[str, str]]:
-    """The (repo, branch) keys whose records a change to this PR can re-match (see the module docstring).
+def session_matches(
+    records: Sequence[UsageFacts], matches: Mapping[int, Match | None], prs: Sequence[PullRequestFacts]
+) -> dict[int, Match]:
+    """Rule 5: records left unmatched by rules 1-3 whose session (of the same owner) holds records on exactly
+    one PR, made at most SESSION_LOOKBACK before the session's first record there, in that PR's repository or
+    its head repository."""
+    sessions: dict[tuple[str, str], list[UsageFacts]] = defaultdict(list)
+    for record in records:
+        if record.session_id is not None:
+            sessions[(record.owner, record.session_id)].append(record)
+    by_key = {(pr.repo, pr.number): pr for pr in prs}
+    found: dict[int, Match] = {}
+    for group in sessions.values():
+        held = [(record, match) for record in group if (match := matches.get(record.key)) is not None]
+        pulls = {(match.repo, match.number) for _, match in held}
+        if len(pulls) != 1:
+            continue
+        (repo, number), first = pulls.pop(), min(record.timestamp for record, _ in held)
+        pr = by_key.get((repo, number))
+        repos = {repo} if pr is None or pr.head_repo is None else {repo, pr.head_repo}
+        for record in group:
+            unmatched = matches.get(record.key) is None and record.repo in repos
+            if unmatched and first - SESSION_LOOKBACK <= record.timestamp <= first:
+                placed = _with_consent(Match(repo, number, "session"), record)
+                assert placed is not None
+                found[record.key] = placed
+    return found
 
-    Its head branch, and the head repository's default branch when these facts reveal it (records there lose
-    their commit and branch matches). Empty for a deleted fork: what its records matched is kept.
+
+@dataclass(frozen=True, slots=True)
+class Reexamine:
+    """The stored records a change to some pull requests can move, in the shapes the shell can look up by index:
+    records on these (repo, branch) pairs, naming these (repo, number) pairs, carrying an abbreviation of these
+    commits, or held now by these pull requests."""
+
+    branches: frozenset[tuple[str, str]]
+    numbers: frozenset[tuple[str, int]]
+    commits: frozenset[str]
+    holders: frozenset[tuple[str, int]]
+
+
+def records_to_reexamine(
+    changed: Iterable[PullRequestFacts],
+    *,
+    neighbours: Iterable[PullRequestFacts],
+    moved_default_branches: Iterable[tuple[str, str]] = (),
+) -> Reexamine:
+    """What to re-examine after the facts of `changed` pull requests changed (a PR's commits only ever grow).
+
+    - the records of their head branches: the windows of every PR of those branches may have moved;
+    - the records of their head repositories' default branches (facts may just have revealed them), and of
+      `moved_default_branches` ((repo, branch) that became or stopped being a default branch);
+    - the records naming their numbers, and the ones they hold now;
+    - the records whose commit is one of theirs or of any `neighbours` (every PR on those head branches):
+      a moved window decides which of several stacked PRs sharing a commit the record belongs to.
     """
-    if pr.head_repo is None:
-        return set()
-    keys = {(pr.head_repo, pr.head_ref)}
-    if pr.default_branch is not None:
-        keys.add((pr.head_repo, pr.default_branch))
-    return keys
+    branches: set[tuple[str, str]] = set(moved_default_branches)
+    numbers: set[tuple[str, int]] = set()
+    commits: set[str] = set()
+    holders: set[tuple[str, int]] = set()
+    for pr in changed:
+        holders.add((pr.repo, pr.number))
+        numbers.add((pr.repo, pr.number))
+        commits |= pr.commits
+        if pr.head_repo is None:
+            continue
+        numbers.add((pr.head_repo, pr.number))
+        branches.add((pr.head_repo, pr.head_ref))
+        if pr.default_branch is not None:
+            branches.add((pr.head_repo, pr.default_branch))
+    for pr in neighbours:
+        if pr.head_repo is not None and (pr.head_repo, pr.head_ref) in branches:
+            commits |= pr.commits
+    return Reexamine(frozenset(branches), frozenset(numbers), frozenset(commits), frozenset(holders))

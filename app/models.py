@@ -25,12 +25,19 @@ def _utc() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
+def _flag() -> sa.Column[bool]:
+    """A boolean column that is false unless set (also for rows that existed before it)."""
+    return sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+
+
 class Usage(SQLModel, table=True):
-    """One model call, normalised (DESIGN §2). (source, record_id) is the dedupe key."""
+    """One model call, normalised (DESIGN §2). (owner, source, record_id) is the dedupe key: nothing one owner
+    sends can touch another owner's records. The provider's own ids of the call are in `usage_calls`."""
 
     __tablename__ = "usage"
     __table_args__ = (
-        sa.UniqueConstraint("source", "record_id"),
+        sa.UniqueConstraint("owner", "source", "record_id"),
+        sa.Index(None, "owner", "session_id"),
         sa.Index(None, "repo", "branch", "timestamp"),
         sa.Index(None, "repo", "commit"),
         sa.Index(None, "repo", "timestamp"),
@@ -70,12 +77,36 @@ class Usage(SQLModel, table=True):
     agent: str | None = Field(default=None, sa_type=sa.String(100))
     session_id: str | None = Field(default=None, sa_type=sa.String(255))
     received_at: datetime = Field(sa_type=_utc())
+    # The provider's id of the call (DESIGN §2 "One call, one record"), as first reported; every id the call is
+    # known by is a row of `usage_calls`.
+    call_id: str | None = Field(default=None, sa_type=sa.String(255))
+    # Other sources that reported the same call (comma-separated, sorted): answered as duplicates, never stored.
+    also_seen_by: str | None = Field(default=None, sa_type=sa.String(255))
+    # The token that sent it was made with `--share-upstream`: it may count on another owner's pull request.
+    share_upstream: bool = Field(default=False, sa_column=_flag())
     # Set by matching (DESIGN §5): the pull request this record served, and the rule that said so.
     pr_repo: str | None = Field(default=None, sa_type=sa.String(200))
     pr_number: int | None = Field(default=None)
     match_rule: str | None = Field(default=None, sa_type=sa.String(16))
+    # Matched to another owner's pull request without that consent (DESIGN §5): in its owner's books only, never
+    # in the pull request's figures.
+    pr_private: bool = Field(default=False, sa_column=_flag())
     # None until the worker has matched the record once (DESIGN §5); the worker re-examines it on PR events.
     matched_at: datetime | None = Field(default=None, sa_type=_utc())
+    # Why the matcher set this record aside (it could not read it): it counts nowhere and blocks nothing.
+    match_error: str | None = Field(default=None, sa_type=sa.String(500))
+
+
+class UsageCall(SQLModel, table=True):
+    """An id the provider gave a model call (a request id, a message or response id), per owner: two records of
+    one owner that share any of these ids are one call (DESIGN §2), and only the first stored counts."""
+
+    __tablename__ = "usage_calls"
+    __table_args__ = (sa.Index(None, "usage_pk"),)
+
+    owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
+    call_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    usage_pk: int = Field(sa_type=sa.BigInteger)
 
 
 class IngestToken(SQLModel, table=True):
@@ -89,6 +120,8 @@ class IngestToken(SQLModel, table=True):
     token_hash: str = Field(sa_type=sa.String(64), unique=True)
     created_at: datetime = Field(sa_type=_utc())
     last_used_at: datetime | None = Field(default=None, sa_type=_utc())
+    # Records sent with this token may reach another owner's pull request (a fork's PR upstream; DESIGN §5).
+    share_upstream: bool = Field(default=False, sa_column=_flag())
 
 
 class Installation(SQLModel, table=True):
@@ -148,7 +181,9 @@ class PullRequest(SQLModel, table=True):
     created_at: datetime = Field(sa_type=_utc())
     closed_at: datetime | None = Field(default=None, sa_type=_utc())
     merged_at: datetime | None = Field(default=None, sa_type=_utc())
-    updated_at: datetime = Field(sa_type=_utc())
+    updated_at: datetime = Field(sa_type=_utc())  # when Tokentrail last wrote the row
+    # GitHub's `updated_at` of the facts stored: an event older than this never overwrites them (DESIGN §5).
+    github_updated_at: datetime | None = Field(default=None, sa_type=_utc())
     # Rollup of the PR's matched spend, kept by every refresh (app.publish): the repository's median cost per
     # changed line reads these few rows instead of summing the usage of every PR of the repository each time.
     spend_nanousd: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))

@@ -11,10 +11,10 @@ from typing import Any
 
 from app.records import PayloadError
 
-# One model call never comes near these: a larger value is a unit mistake or garbage, and would not fit the
-# database's 64-bit columns (token counts; cost in nano-dollars, also once computed from the counts).
-MAX_COUNT = 10**12
-MAX_AMOUNT = Decimal(10**6)
+# DESIGN §2 "Limits": token counts below 10^15, costs below 10^9 USD. One model call never comes near them: a
+# larger value is a unit mistake or garbage, and would not fit the database's 64-bit columns (nano-dollars).
+MAX_COUNT = 10**15 - 1
+MAX_AMOUNT = Decimal(10**9)
 
 
 def to_int(value: Any) -> int:
@@ -42,7 +42,7 @@ def to_int(value: Any) -> int:
     if number < 0:
         raise ValueError(f"a count cannot be negative ({number})")
     if number > MAX_COUNT:
-        raise ValueError(f"a count above {MAX_COUNT:,} is not plausible ({number})")
+        raise ValueError(f"a count must be below 10^15 ({number})")
     return number
 
 
@@ -59,8 +59,8 @@ def to_decimal(value: Any) -> Decimal | None:
         raise ValueError(f"expected an amount, got {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"invalid amount {value!r}")
-    if amount > MAX_AMOUNT:
-        raise ValueError(f"an amount above {MAX_AMOUNT:,} is not plausible ({value!r})")
+    if amount >= MAX_AMOUNT:
+        raise ValueError(f"an amount must be below 10^9 USD ({value!r})")
     return amount
 
 
@@ -78,9 +78,7 @@ def to_datetime(value: Any) -> datetime:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"unreadable timestamp {value!r}") from None
-        # Always UTC: SQLite stores a datetime's wall-clock digits without its offset, so a "-08:00" time
-        # kept as such would be read back 8 hours early.
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return as_utc_time(parsed, value)
     if isinstance(value, int | float):
         seconds = float(value)
         # Pick the unit by magnitude: seconds (~1.7e9), milliseconds (~1.7e12), microseconds, nanoseconds.
@@ -93,6 +91,18 @@ def to_datetime(value: Any) -> datetime:
         except (OverflowError, OSError, ValueError):
             raise ValueError(f"timestamp out of range {value!r}") from None
     raise ValueError(f"expected a timestamp, got {value!r}")
+
+
+def as_utc_time(parsed: datetime, shown: Any) -> datetime:
+    """A parsed time in UTC (naive is UTC). Always UTC: SQLite stores a datetime's wall-clock digits without its
+    offset, so a "-08:00" time kept as such would be read back 8 hours early. A time at the edge of the calendar
+    (`9999-12-31T23:00:00-05:00`) has no UTC form: that is a bad value, not a crash."""
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range {shown!r}") from None
 
 
 def load_json(body: bytes) -> Any:

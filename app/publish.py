@@ -19,7 +19,7 @@ from app.events import Ignored, parse_pull
 from app.facts import gather_facts
 from app.github import GitHubError, NotFound
 from app.money import to_nanousd
-from app.rematch import rematch_pull
+from app.rematch import rematch_pulls
 from app.render import parse_comment_state, render_check_run, render_comment
 from app.repo_state import PULLS
 from app.report import PullRequestReport, build_report
@@ -140,17 +140,8 @@ class Publisher:
         reviews = github.list_reviews(installation_id, repo, number)
         config = self._fetch_config(session, github, installation_id=installation_id, repo=repo)
 
-        repo_state.upsert_pull(session, snapshot)
-        known = {
-            sha
-            for (sha,) in session.execute(
-                sa.select(repo_state.COMMITS.c.sha).where(
-                    repo_state.COMMITS.c.repo == repo, repo_state.COMMITS.c.number == number
-                )
-            )
-        }
-        if set(commits) != known:
-            repo_state.replace_commits(session, repo=repo, number=number, shas=commits)
+        newer = repo_state.upsert_pull(session, snapshot)
+        new_commits = repo_state.add_commits(session, repo=repo, number=number, shas=[*commits, snapshot.head_sha])
         for review in reviews:
             state = _REVIEW_STATES.get(str(review.get("state", "")).upper())
             login = (review.get("user") or {}).get("login")
@@ -174,12 +165,9 @@ class Publisher:
                 .where(repo_state.REPOSITORIES.c.full_name == repo)
                 .values(config_text=config[0], config_fetched=True)
             )
-        changed = set(commits) != known or (snapshot.state, snapshot.closed_at) != (
-            before.state,
-            None if before.closed_at is None else as_utc(before.closed_at),
-        )
-        if changed:
-            rematch_pull(session, repo=repo, number=number, grace=grace)
+        closed_at = None if before.closed_at is None else as_utc(before.closed_at)
+        if new_commits or (newer and (snapshot.state, snapshot.closed_at) != (before.state, closed_at)):
+            rematch_pulls(session, keys={(repo, number)}, grace=grace)
 
     def _fetch_config(
         self, session: Session, github: GitHubPort, *, installation_id: int, repo: str

@@ -8,13 +8,22 @@ part of ``output_tokens`` the provider spent on reasoning (informational, alread
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from app.attribution import Attribution
 
-# Sources as they appear in the `source` field and in the dedupe key (source, id).
+# Sources as they appear in the `source` field and in the dedupe key (owner, source, id).
 SOURCES = ("api", "litellm", "otlp", "claude-code", "codex", "langfuse", "portkey", "helicone")
+
+# DESIGN §2 "Limits, the same on every database": what a record may hold. PostgreSQL would refuse a longer
+# string for the whole batch, SQLite would take it; checked here, a record outside them is rejected by index.
+EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
+LATEST_AHEAD = timedelta(hours=24)  # clocks drift and time zones get mislabelled; a day ahead is a bad value
+TEXT_LIMITS = {"id": 255, "call_id": 255, "model": 255, "actor": 255, "session_id": 255, "branch": 255}
+TEXT_LIMITS |= {"provider": 64, "agent": 100}
+MAX_TOKENS = 10**15  # exclusive
+MAX_COST_USD = Decimal(10**9)  # exclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,9 @@ class UsageRecord:
     actor: str | None = None
     agent: str | None = None
     session_id: str | None = None
+    # The provider's ids of this call (request id, message or response id); records of one owner sharing any of
+    # them are one call, counted once (DESIGN §2). The first is the one shown.
+    call_ids: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -43,6 +55,35 @@ class UsageRecord:
         """Fill the attribution this record lacks from `fallback` (e.g. the request's x-vcs-* headers)."""
         merged = self.attribution.filled_from(fallback)
         return self if merged == self.attribution else replace(self, attribution=merged)
+
+
+def limit_violation(record: UsageRecord, *, now: datetime, cost: Decimal | None = None) -> str | None:
+    """Why `record` is outside DESIGN §2's limits (the reason a client sees), or None. `cost` is the computed
+    cost when the source reported none: it must fit too."""
+    if record.timestamp < EARLIEST:
+        return f"timestamp {record.timestamp.isoformat()} is before {EARLIEST.date().isoformat()}"
+    if record.timestamp > now + LATEST_AHEAD:
+        return f"timestamp {record.timestamp.isoformat()} is more than 24 h in the future"
+    texts = {
+        "id": record.id,
+        "model": record.model,
+        "provider": record.provider,
+        "actor": record.actor,
+        "agent": record.agent,
+        "session_id": record.session_id,
+        "branch": record.attribution.branch,
+    }
+    for name, value in texts.items():
+        if value is not None and len(value) > TEXT_LIMITS[name]:
+            return f"{name} is longer than {TEXT_LIMITS[name]} characters"
+    if any(len(call_id) > TEXT_LIMITS["call_id"] for call_id in record.call_ids):
+        return f"call_id is longer than {TEXT_LIMITS['call_id']} characters"
+    counts = (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens, record.output_tokens)
+    if any(count >= MAX_TOKENS for count in (*counts, record.reasoning_tokens)):
+        return "a token count must be below 10^15"
+    if cost is not None and cost >= MAX_COST_USD:
+        return "cost_usd must be below 10^9 USD"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

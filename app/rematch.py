@@ -2,25 +2,38 @@
 
 Two entry points, both run by the worker under a per-repository lock so that a PR event and newly arrived
 usage can never both miss each other:
-- `match_pending` matches records that arrived since the last run (ingest leaves them pending);
-- `rematch_pull` re-examines every record a change to one PR can move (its branch, its number, its commits,
-  what it already holds).
-Both return the pull requests whose spend changed, so their comments are refreshed.
+- `match_pending` matches records that arrived (or grew, or gained attribution) since the last run;
+- `rematch_pulls` re-examines what `matching.records_to_reexamine` names after pull requests changed.
+Either way every record of the sessions involved is examined too (rule 5 looks at a whole session), and both
+return the pull requests whose spend changed, so their comments are refreshed.
+
+A record the matcher cannot read (a time SQLite cannot parse, a commit that is not hex: rows written by older
+versions or by hand) is set aside with its error (`match_error`) and never stops the rest (DESIGN §5).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import metrics
+from app.attribution import normalize_commit
 from app.db import as_utc, utcnow
-from app.matching import MIN_COMMIT_PREFIX, Match, PullRequestFacts, UsageFacts, match_records
+from app.matching import (
+    MIN_COMMIT_PREFIX,
+    Match,
+    PullRequestFacts,
+    Reexamine,
+    UsageFacts,
+    match_records,
+    records_to_reexamine,
+)
 from app.models import Usage
 from app.repo_state import COMMITS, PULLS, default_branches
 
@@ -50,16 +63,45 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-_RECORD_COLUMNS = (U.pk, U.repo, U.branch, U.commit, U.pr, U.timestamp, U.pr_repo, U.pr_number, U.match_rule)
+# The time is read as the database hands it over, without SQLAlchemy's conversion: on SQLite that conversion
+# raises for text it cannot parse, which would fail the whole query instead of the one bad row.
+_RAW_TIME = sa.type_coerce(U.timestamp, sa.String).label("raw_timestamp")
+_RECORD_COLUMNS = (
+    U.pk, U.owner, U.repo, U.branch, U.commit, U.pr, _RAW_TIME, U.session_id, U.share_upstream,
+    U.pr_repo, U.pr_number, U.match_rule, U.pr_private, U.matched_at,
+)  # fmt: skip
+
+
+def _read_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, str):
+        return as_utc(datetime.fromisoformat(value))
+    raise ValueError(f"unreadable timestamp {value!r}")
 
 
 def _facts(row: Any) -> UsageFacts:
+    """The matcher's view of a stored record; ValueError when the row cannot be read."""
+    try:
+        timestamp = _read_time(row.raw_timestamp)
+    except (ValueError, OverflowError):
+        raise ValueError(f"unreadable timestamp {str(row.raw_timestamp)[:40]!r}") from None
+    if row.commit is not None and normalize_commit(row.commit) != row.commit:
+        raise ValueError(f"commit {str(row.commit)[:40]!r} is not 7-40 lower-case hex")
     return UsageFacts(
-        key=row.pk, repo=row.repo, branch=row.branch, commit=row.commit, pr=row.pr, timestamp=as_utc(row.timestamp)
+        key=row.pk,
+        repo=row.repo,
+        branch=row.branch,
+        commit=row.commit,
+        pr=row.pr,
+        timestamp=timestamp,
+        owner=row.owner,
+        session_id=row.session_id,
+        share_upstream=bool(row.share_upstream),
     )
 
 
-def _pull_facts(session: Session, keys: set[PullKey], *, with_branches: bool) -> list[PullRequestFacts]:
+def pull_facts(session: Session, keys: set[PullKey], *, with_branches: bool) -> list[PullRequestFacts]:
     """Facts of these PRs (and, with_branches, of every other PR on their head branches: windows need them)."""
     if not keys:
         return []
@@ -128,21 +170,44 @@ def _candidate_pulls(session: Session, records: Sequence[UsageFacts]) -> set[Pul
     return keys
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    repo: str | None
+    number: int | None
+    rule: str | None
+    private: bool
+
+    @classmethod
+    def of(cls, match: Match | None) -> _Answer:
+        if match is None:
+            return cls(None, None, None, False)
+        return cls(match.repo, match.number, match.rule, match.private)
+
+    @property
+    def pull(self) -> PullKey | None:
+        return None if self.repo is None or self.number is None else (self.repo, self.number)
+
+
 def _apply(session: Session, rows: Sequence[Any], matches: dict[int, Match | None]) -> set[PullKey]:
-    """Write the answers that changed; every examined record is marked matched. Returns the PRs touched."""
+    """Write the answers that changed; every examined record is marked matched. Returns the PRs whose figures
+    changed: the old and new PR of a record that moved, and the PR of a record examined for the first time since
+    it arrived, grew or gained attribution (matched_at NULL)."""
     now = utcnow()
     changed: list[dict[str, Any]] = []
     touched: set[PullKey] = set()
     for row in rows:
-        match = matches.get(row.pk)
-        metrics.MATCHES.inc(match.rule if match else "none")
-        new = (match.repo, match.number, match.rule) if match else (None, None, None)
-        old = (row.pr_repo, row.pr_number, row.match_rule)
+        new = _Answer.of(matches.get(row.pk))
+        old = _Answer(row.pr_repo, row.pr_number, row.match_rule, bool(row.pr_private))
         if new != old:
-            changed.append({"key": row.pk, "new_repo": new[0], "new_number": new[1], "new_rule": new[2]})
-            for repo, number in (old[:2], new[:2]):
-                if repo is not None and number is not None:
-                    touched.add((repo, number))
+            changed.append(
+                {"key": row.pk, "new_repo": new.repo, "new_number": new.number, "new_rule": new.rule,
+                 "new_private": new.private}
+            )  # fmt: skip
+            touched |= {pull for pull in (old.pull, new.pull) if pull is not None}
+            metrics.MATCHES.inc(new.rule or "none")
+        elif row.matched_at is None:
+            touched |= {new.pull} if new.pull is not None else set()
+            metrics.MATCHES.inc(new.rule or "none")
     if changed:
         session.execute(
             sa.update(USAGE)
@@ -151,63 +216,115 @@ def _apply(session: Session, rows: Sequence[Any], matches: dict[int, Match | Non
                 pr_repo=sa.bindparam("new_repo"),
                 pr_number=sa.bindparam("new_number"),
                 match_rule=sa.bindparam("new_rule"),
+                pr_private=sa.bindparam("new_private"),
                 matched_at=now,
             ),
             changed,
         )
     changed_keys = {c["key"] for c in changed}
-    pending = [row.pk for row in rows if row.pk not in changed_keys]
+    pending = [row.pk for row in rows if row.pk not in changed_keys and row.matched_at is None]
     for chunk in _chunks(pending):
-        session.execute(sa.update(USAGE).where(U.pk.in_(chunk), U.matched_at.is_(None)).values(matched_at=now))
+        session.execute(sa.update(USAGE).where(U.pk.in_(chunk)).values(matched_at=now))
     return touched
 
 
-def _match(session: Session, rows: Sequence[Any], *, grace: timedelta) -> set[PullKey]:
-    records = [_facts(row) for row in rows]
-    pulls = _pull_facts(session, _candidate_pulls(session, records), with_branches=True)
-    defaults = default_branches(session, {r.repo for r in records if r.repo})
-    return _apply(session, rows, match_records(records, pulls, grace=grace, default_branches=defaults))
+def _set_aside(session: Session, rows: Sequence[tuple[Any, str]]) -> set[PullKey]:
+    """Records the matcher cannot read: unmatched, marked with the reason, never examined again."""
+    now = utcnow()
+    for row, error in rows:
+        session.execute(
+            sa.update(USAGE)
+            .where(U.pk == row.pk)
+            .values(
+                pr_repo=None, pr_number=None, match_rule=None, pr_private=False, matched_at=now, match_error=error[:500]
+            )
+        )
+    return {(row.pr_repo, row.pr_number) for row, _ in rows if row.pr_repo is not None and row.pr_number is not None}
 
 
-def pending_repos(session: Session) -> list[str]:
-    return [repo for (repo,) in session.execute(sa.select(U.repo).where(U.matched_at.is_(None)).distinct())]
+def _with_sessions(session: Session, rows: dict[int, Any]) -> dict[int, Any]:
+    """Every record of the sessions these records belong to (rule 5 decides over a whole session)."""
+    sessions = _group((row.owner, row.session_id) for row in rows.values() if row.session_id is not None)
+    for owner, ids in sessions.items():
+        for chunk in _chunks(sorted(ids)):
+            query = sa.select(*_RECORD_COLUMNS).where(
+                U.owner == owner, U.session_id.in_(chunk), U.match_error.is_(None)
+            )
+            rows.update((row.pk, row) for row in session.execute(query))
+    return rows
+
+
+def _match(session: Session, rows: dict[int, Any], *, grace: timedelta, writable: set[str]) -> set[PullKey]:
+    """Match these records (with their sessions) against every PR that could claim them; write the answers of
+    the records of `writable` repositories (the ones locked; the others are context for rule 5)."""
+    rows = _with_sessions(session, rows)
+    readable: list[Any] = []
+    facts: list[UsageFacts] = []
+    broken: list[tuple[Any, str]] = []
+    for row in rows.values():
+        try:
+            facts.append(_facts(row))
+            readable.append(row)
+        except ValueError as error:
+            if row.repo in writable:
+                broken.append((row, str(error)))
+    touched = _set_aside(session, broken)
+    pulls = pull_facts(session, _candidate_pulls(session, facts), with_branches=True)
+    defaults = default_branches(session, {r.repo for r in facts if r.repo})
+    matches = match_records(facts, pulls, grace=grace, default_branches=defaults)
+    return touched | _apply(session, [row for row in readable if row.repo in writable], matches)
 
 
 def match_pending(session: Session, *, repo: str, grace: timedelta) -> tuple[set[PullKey], bool]:
     """Match up to PENDING_BATCH pending records of `repo`; returns (PRs touched, whether more are pending)."""
     lock_repos(session, [repo])
-    rows = session.execute(
-        sa.select(*_RECORD_COLUMNS).where(U.repo == repo, U.matched_at.is_(None)).order_by(U.pk).limit(PENDING_BATCH)
-    ).all()
+    query = sa.select(*_RECORD_COLUMNS).where(U.repo == repo, U.matched_at.is_(None)).order_by(U.pk)
+    rows = session.execute(query.limit(PENDING_BATCH)).all()
     if not rows:
         return set(), False
-    return _match(session, rows, grace=grace), len(rows) == PENDING_BATCH
+    touched = _match(session, {row.pk: row for row in rows}, grace=grace, writable={repo})
+    return touched, len(rows) == PENDING_BATCH
 
 
-def rematch_pull(session: Session, *, repo: str, number: int, grace: timedelta) -> set[PullKey]:
-    """Re-examine every record a change to this PR can move: its branch, its number, its commits, its matches."""
-    pull = session.execute(sa.select(PULLS).where(P.repo == repo, P.number == number)).first()
-    if pull is None:
-        return set()
-    repos = {repo} | ({pull.head_repo} if pull.head_repo else set())
-    lock_repos(session, repos)
-    shas = [sha for (sha,) in session.execute(sa.select(C.sha).where(C.repo == repo, C.number == number))]
-    conditions = [
-        sa.and_(U.pr_repo == repo, U.pr_number == number),
-        sa.and_(U.repo.in_(repos), U.pr == number),
-    ]
-    if pull.head_repo:
-        conditions.append(sa.and_(U.repo == pull.head_repo, U.branch == pull.head_ref))
+def _select(session: Session, what: Reexamine, *, repos: set[str]) -> dict[int, Any]:
+    """The stored records `what` names, each looked up by an index; commits in `repos`."""
+    conditions: list[Any] = []
+    for repo, branches in _group(what.branches).items():
+        conditions += [sa.and_(U.repo == repo, U.branch.in_(chunk)) for chunk in _chunks(sorted(branches))]
+    for repo, numbers in _group(what.numbers).items():
+        conditions += [sa.and_(U.repo == repo, U.pr.in_(chunk)) for chunk in _chunks(sorted(numbers))]
+    for repo, numbers in _group(what.holders).items():
+        conditions += [sa.and_(U.pr_repo == repo, U.pr_number.in_(chunk)) for chunk in _chunks(sorted(numbers))]
     selected: dict[int, Any] = {}
     for condition in conditions:
-        for row in session.execute(sa.select(*_RECORD_COLUMNS).where(condition)):
-            selected[row.pk] = row
+        query = sa.select(*_RECORD_COLUMNS).where(condition, U.match_error.is_(None))
+        selected.update((row.pk, row) for row in session.execute(query))
+    shas = sorted(what.commits)
     for chunk in _chunks(shas):
+        # Records carry abbreviations: a record's commit is a prefix of the SHA, so it sorts between the SHA's
+        # shortest abbreviation and the SHA itself.
         ranges = [sa.and_(U.commit >= sha[:MIN_COMMIT_PREFIX], U.commit <= sha) for sha in chunk]
-        query = sa.select(*_RECORD_COLUMNS).where(U.repo.in_(repos), sa.or_(*ranges))
+        query = sa.select(*_RECORD_COLUMNS).where(U.repo.in_(repos), sa.or_(*ranges), U.match_error.is_(None))
         for row in session.execute(query):
             if any(sha.startswith(row.commit) for sha in chunk):
                 selected[row.pk] = row
-    if not selected:
+    return selected
+
+
+def rematch_pulls(
+    session: Session, *, keys: set[PullKey], grace: timedelta, moved_default_branches: Iterable[tuple[str, str]] = ()
+) -> set[PullKey]:
+    """Re-examine every record a change to these PRs can move (`matching.records_to_reexamine`)."""
+    neighbours = pull_facts(session, keys, with_branches=True)
+    changed = [pr for pr in neighbours if (pr.repo, pr.number) in keys]
+    moved = set(moved_default_branches)
+    if not changed and not moved:
         return set()
-    return _match(session, list(selected.values()), grace=grace) | {(repo, number)}
+    # Every repository whose records this can move: the bases and heads of these PRs and of their neighbours
+    # (a record of a shared commit may sit in any of them), and the repositories whose default branch moved.
+    repos = {repo for pr in neighbours for repo in (pr.repo, pr.head_repo) if repo} | {repo for repo, _ in moved}
+    lock_repos(session, repos)
+    what = records_to_reexamine(changed, neighbours=neighbours, moved_default_branches=moved)
+    rows = _select(session, what, repos=repos)
+    touched = {(pr.repo, pr.number) for pr in changed}
+    return touched | (_match(session, rows, grace=grace, writable=repos) if rows else set())

@@ -1,13 +1,15 @@
 """What Tokentrail knows of GitHub: installations, repositories, pull requests, their commits, pushes and reviews.
 
 Writes come from webhook events and, in App mode, from GitHub's REST API (the worker refreshes a PR's facts).
+GitHub delivers webhooks in any order and redelivers them, so a PR's facts follow GitHub's own `updated_at`, never
+the order of arrival (DESIGN §5): an older snapshot never overwrites a newer one, and a PR's commits only grow.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -66,13 +68,21 @@ def apply_installation(session: Session, event: InstallationEvent) -> None:
 
 def upsert_repository(
     session: Session, *, repo: str, installation_id: int | None = None, default_branch: str | None = None
-) -> None:
+) -> list[tuple[str, str]]:
+    """Store what an event says of a repository; returns the (repo, branch) pairs that became or stopped being its
+    default branch (records on them match differently: DESIGN §5 never matches the default branch)."""
+    before = session.execute(
+        sa.select(REPOSITORIES.c.default_branch).where(REPOSITORIES.c.full_name == repo)
+    ).scalar_one_or_none()
     values: dict[str, Any] = {"updated_at": utcnow(), "removed": False}
     if installation_id is not None:
         values["installation_id"] = installation_id
     if default_branch:
         values["default_branch"] = default_branch
     _upsert(session, REPOSITORIES, keys={"full_name": repo}, values=values)
+    if default_branch and before is not None and before != default_branch:
+        return [(repo, before), (repo, default_branch)]
+    return []
 
 
 def installation_of(session: Session, repo: str) -> int | None:
@@ -99,9 +109,35 @@ def default_branches(session: Session, repos: Iterable[str]) -> dict[str, str]:
     return {name: branch for name, branch in rows}
 
 
-def upsert_pull(session: Session, pull: PullRequestSnapshot) -> None:
-    """Store GitHub's facts of a PR. Counts the payload lacks (a review's PR object) keep their stored values;
-    a deleted fork (head repo null) keeps the head repository already known, so past matches stay."""
+_OLDEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def snapshot_order(updated_at: datetime | None, *, closed: bool, merged: bool, head_sha: str) -> tuple[Any, ...]:
+    """Which of two snapshots of a PR is newer: GitHub's `updated_at` first. GitHub's times have one-second
+    resolution, so for equal times the more final state wins (closed over open, merged over not), then the head
+    SHA: a total order, so the same snapshots in any order leave the same state."""
+    return (as_utc(updated_at) if updated_at is not None else _OLDEST, closed, merged, head_sha)
+
+
+def upsert_pull(session: Session, pull: PullRequestSnapshot) -> bool:
+    """Store GitHub's facts of a PR unless the stored ones are newer; returns whether they were stored.
+
+    Counts the payload lacks (a review's PR object) keep their stored values; a deleted fork (head repo null)
+    keeps the head repository already known, so past matches stay."""
+    stored = session.execute(
+        sa.select(PULLS.c.github_updated_at, PULLS.c.state, PULLS.c.merged, PULLS.c.head_sha).where(
+            PULLS.c.repo == pull.repo, PULLS.c.number == pull.number
+        )
+    ).first()
+    incoming = snapshot_order(
+        pull.updated_at or pull.created_at, closed=pull.state == "closed", merged=pull.merged, head_sha=pull.head_sha
+    )
+    if stored is not None:
+        current = snapshot_order(
+            stored.github_updated_at, closed=stored.state == "closed", merged=stored.merged, head_sha=stored.head_sha
+        )
+        if incoming <= current:
+            return False
     values: dict[str, Any] = {
         "title": pull.title,
         "author": pull.author,
@@ -117,6 +153,7 @@ def upsert_pull(session: Session, pull: PullRequestSnapshot) -> None:
         "closed_at": pull.closed_at,
         "merged_at": pull.merged_at,
         "updated_at": utcnow(),
+        "github_updated_at": incoming[0],
     }
     if pull.head_repo is not None:
         values["head_repo"] = pull.head_repo
@@ -124,26 +161,23 @@ def upsert_pull(session: Session, pull: PullRequestSnapshot) -> None:
         if getattr(pull, name) is not None:
             values[name] = getattr(pull, name)
     _upsert(session, PULLS, keys={"repo": pull.repo, "number": pull.number}, values=values)
+    return True
 
 
 def add_commits(session: Session, *, repo: str, number: int, shas: Iterable[str]) -> int:
-    """Record commits of a PR; returns how many were new."""
+    """Record commits of a PR; returns how many were new. Commits are never removed: every head a PR had and
+    every commit GitHub listed stay its own, so a force-push does not orphan the records of the work it replaced
+    (DESIGN §5)."""
     known = {
         sha
         for (sha,) in session.execute(
             sa.select(COMMITS.c.sha).where(COMMITS.c.repo == repo, COMMITS.c.number == number)
         )
     }
-    new = sorted({sha.lower() for sha in shas} - known)
+    new = sorted({sha.lower() for sha in shas if sha} - known)
     if new:
         session.execute(sa.insert(COMMITS), [{"repo": repo, "number": number, "sha": sha} for sha in new])
     return len(new)
-
-
-def replace_commits(session: Session, *, repo: str, number: int, shas: Iterable[str]) -> None:
-    """The PR's commit list as GitHub reports it now (after a force-push, old commits are no longer its own)."""
-    session.execute(sa.delete(COMMITS).where(COMMITS.c.repo == repo, COMMITS.c.number == number))
-    add_commits(session, repo=repo, number=number, shas=shas)
 
 
 def add_push(session: Session, *, repo: str, number: int, sha: str, at: datetime) -> None:

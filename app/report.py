@@ -84,6 +84,16 @@ class ActorSpend:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceSpend:
+    """The calls a source reported first (and so counted), and how many of them other sources reported too."""
+
+    source: str
+    records: int
+    cost_usd: Decimal
+    also_seen_by: tuple[tuple[str, int], ...] = ()  # (other source, calls it also reported), by source
+
+
+@dataclass(frozen=True, slots=True)
 class Push:
     sha: str
     pushed_at: datetime
@@ -117,6 +127,7 @@ class ReportFacts:
     limits: Limits  # config.budget with any overrides applied (budget.limits_with_overrides)
     generated_at: datetime  # tz-aware
     public_url: str
+    by_source: tuple[SourceSpend, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +180,7 @@ class PullRequestReport:
     config: ConfigResult
     generated_at: datetime
     details_url: str
+    by_source: tuple[SourceSpend, ...] = ()  # most calls first
 
     @property
     def has_usage(self) -> bool:
@@ -198,6 +210,11 @@ class PullRequestReport:
             ],
             "by_actor": [
                 {**_pick(a, "actor", "agent", "records"), "cost_usd": _usd(a.cost_usd)} for a in self.by_actor
+            ],
+            # Each call counts once, under the source that reported it first (DESIGN §2 "One call, one record").
+            "by_source": [
+                {**_pick(s, "source", "records"), "cost_usd": _usd(s.cost_usd), "also_seen_by": dict(s.also_seen_by)}
+                for s in self.by_source
             ],
             "review": {
                 "approvals": len(self.review.approvals),
@@ -329,4 +346,5 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         config=facts.config,
         generated_at=facts.generated_at,
         details_url=f"{facts.public_url.rstrip('/')}/dashboard/{pr.repo}/pulls/{pr.number}",
+        by_source=tuple(sorted(facts.by_source, key=lambda s: (-s.records, s.source))),
     )

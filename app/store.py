@@ -1,52 +1,67 @@
-"""Writing usage records: one bulk statement per batch, idempotent on (source, record_id).
+"""Writing usage records: one bulk statement per batch, idempotent per owner (DESIGN §2).
+
+Two rules make a record count once:
+- **the same record again** — (owner, source, id) is the key: a redelivery with the same tokens writes nothing, a
+  later, larger version (a streamed transcript line, a gateway log completed after the fact) replaces the figures;
+- **the same call from another source** — records of one owner that share a provider id of the call (`usage_calls`)
+  are one call: the first stored stays, a later report only fills in attribution the stored one lacks and is
+  answered as a duplicate.
 
 This is the hot path of the product (every model call of a company passes here), so it skips what costs per row:
-rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL), not ORM objects and
-not SQLAlchemy's per-row parameter processing; the number of rows written comes from the database itself.
+rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL), not ORM objects, and
+every lookup is one query per batch, never one per record. Batches without call ids (the canonical API's usual
+shape) pay for none of the call bookkeeping.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
+from app.attribution import Attribution
 from app.db import utcnow, write_lock
-from app.models import Usage
+from app.models import Usage, UsageCall
 from app.money import to_nanousd
 from app.pricing import price_record
 from app.records import UsageRecord
 
 USAGE = Usage.__table__  # type: ignore[attr-defined]
+CALLS = UsageCall.__table__  # type: ignore[attr-defined]
 COLUMNS = (
     "source", "record_id", "timestamp", "provider", "model", "input_tokens", "cache_read_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd", "cost_reported", "owner", "repo",
-    "branch", "commit", "pr", "actor", "agent", "session_id", "received_at",
+    "branch", "commit", "pr", "actor", "agent", "session_id", "received_at", "call_id", "share_upstream",
+    "also_seen_by",
 )  # fmt: skip
 _QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 _UPDATED = (*_TOKENS, "reasoning_tokens", "cost_nanousd", "cost_reported")
+_CHUNK = 500
 
 
 def _total(prefix: str) -> str:
     return " + ".join(f"{prefix}.{name}" for name in _TOKENS)
 
 
-# A redelivery with the same tokens is a duplicate (no write). A later, larger version of the same record (a
-# streamed transcript line, a gateway log completed after the fact) replaces the figures it carries.
+# A grown record is matched again (matched_at NULL): its pull request's totals changed, so the worker refreshes it.
 _ON_CONFLICT = (
-    "ON CONFLICT (source, record_id) DO UPDATE SET "
+    "ON CONFLICT (owner, source, record_id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
+    + ", matched_at = NULL"
     + f" WHERE {_total('excluded')} > {_total('usage')}"
 )
 _SQLITE_INSERT = f"INSERT INTO usage ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))}) {_ON_CONFLICT}"
 _PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS usage_incoming (LIKE usage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 _PG_INSERT = f"INSERT INTO usage ({_QUOTED}) SELECT {_QUOTED} FROM usage_incoming {_ON_CONFLICT}"
+_CALLS_INSERT = "INSERT INTO usage_calls (owner, call_id, usage_pk) VALUES ({}) ON CONFLICT DO NOTHING"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,28 +75,189 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _row(record: UsageRecord, *, owner: str, received_at: Any, sqlite: bool) -> tuple[Any, ...]:
-    cost, reported = price_record(record)
+Priced = tuple[Decimal | None, bool]  # (cost, reported by the source)
+
+
+def _row(
+    record: UsageRecord, priced: Priced, *, batch: _Batch, seen: set[str] | None, received_at: Any, sqlite: bool
+) -> tuple[Any, ...]:
+    cost, reported = priced
     attribution = record.attribution
     timestamp = _sqlite_time(record.timestamp) if sqlite else record.timestamp
     return (
         record.source, record.id, timestamp, record.provider, record.model, record.input_tokens,
         record.cache_read_tokens, record.cache_write_tokens, record.output_tokens, record.reasoning_tokens,
-        to_nanousd(cost), reported, owner, attribution.repo, attribution.branch, attribution.commit, attribution.pr,
-        record.actor, record.agent, record.session_id, received_at,
+        to_nanousd(cost), reported, batch.owner, attribution.repo, attribution.branch, attribution.commit,
+        attribution.pr, record.actor, record.agent, record.session_id, received_at,
+        record.call_ids[0] if record.call_ids else None, batch.share_upstream,
+        ",".join(sorted(seen - {record.source}))[:255] or None if seen else None,
     )  # fmt: skip
 
 
-def _keep_largest(records: list[UsageRecord]) -> list[UsageRecord]:
+@dataclass(slots=True)
+class _Fill:
+    """What a duplicate report adds to the record stored first: the attribution it lacks and the source."""
+
+    attribution: Attribution
+    sources: set[str] = field(default_factory=set)
+
+
+def _keep_largest(records: Iterable[tuple[UsageRecord, Priced]]) -> list[tuple[UsageRecord, Priced]]:
     """One record per (source, id) within a batch: the one with the most tokens (a streamed message is written
     several times as it grows). A single statement may not touch the same row twice on PostgreSQL."""
-    best: dict[tuple[str, str], UsageRecord] = {}
-    for record in records:
-        key = (record.source, record.id)
+    best: dict[tuple[str, str], tuple[UsageRecord, Priced]] = {}
+    for item in records:
+        key = (item[0].source, item[0].id)
         current = best.get(key)
-        if current is None or record.total_tokens > current.total_tokens:
-            best[key] = record
+        if current is None or item[0].total_tokens > current[0].total_tokens:
+            best[key] = item
     return list(best.values())
+
+
+def _fill(attribution: Attribution, extra: Attribution) -> Attribution:
+    """The stored attribution with what it lacks taken from another report of the same call (explicit PR, then
+    commit, then branch: every missing piece), when both name the same repository."""
+    return attribution.filled_from(extra) if attribution.repo == extra.repo else attribution
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One request's records, deduplicated, ready to write: the rows and what the call ids decided."""
+
+    owner: str
+    share_upstream: bool
+    items: list[tuple[UsageRecord, Priced]]
+    # (source, id) of a record of the batch -> the sources of its duplicates in the same batch
+    seen: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    fills: dict[int, _Fill] = field(default_factory=dict)  # stored pk -> what its duplicates add
+    repos: set[str] = field(default_factory=set)  # repositories whose matching must run
+
+
+def _dedupe_calls_in_batch(batch: _Batch) -> None:
+    """Records of the batch that share a call id with an earlier one of the batch: the first stays and takes the
+    attribution the later ones add."""
+    first_by_call: dict[str, int] = {}
+    kept: list[tuple[UsageRecord, Priced]] = []
+    for record, priced in batch.items:
+        earlier = next((first_by_call[c] for c in record.call_ids if c in first_by_call), None)
+        if earlier is None:
+            for call_id in record.call_ids:
+                first_by_call[call_id] = len(kept)
+            kept.append((record, priced))
+            continue
+        first, first_priced = kept[earlier]
+        batch.seen.setdefault((first.source, first.id), set()).add(record.source)
+        merged = _fill(first.attribution, record.attribution)
+        if merged != first.attribution:
+            kept[earlier] = (replace(first, attribution=merged), first_priced)
+    batch.items = kept
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _stored_calls(session: Session, owner: str, call_ids: Sequence[str]) -> dict[str, Any]:
+    """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by)."""
+    u, c = USAGE.c, CALLS.c
+    found: dict[str, Any] = {}
+    for chunk in _chunks(sorted(set(call_ids))):
+        query = (
+            sa.select(c.call_id, u.pk, u.source, u.record_id, u.repo, u.branch, u.commit, u.pr, u.also_seen_by)
+            .select_from(CALLS.join(USAGE, u.pk == c.usage_pk))
+            .where(c.owner == owner, c.call_id.in_(chunk))
+        )
+        found.update((row.call_id, row) for row in session.execute(query))
+    return found
+
+
+def _drop_stored_calls(session: Session, batch: _Batch) -> None:
+    """Records whose call is already stored as another record: duplicates that only fill in attribution."""
+    stored = _stored_calls(session, batch.owner, [c for record, _ in batch.items for c in record.call_ids])
+    if not stored:
+        return
+    kept: list[tuple[UsageRecord, Priced]] = []
+    for record, priced in batch.items:
+        row = next((stored[c] for c in record.call_ids if c in stored), None)
+        if row is None or (row.source, row.record_id) == (record.source, record.id):
+            kept.append((record, priced))  # a new call, or this very record sent again
+            continue
+        fill = batch.fills.get(row.pk)
+        if fill is None:
+            have = Attribution(repo=row.repo, branch=row.branch, commit=row.commit, pr=row.pr)
+            fill = batch.fills[row.pk] = _Fill(have, set(filter(None, (row.also_seen_by or "").split(","))))
+            fill.sources.add(row.source)  # marks the stored source; removed again when written
+        fill.attribution = _fill(fill.attribution, record.attribution)
+        fill.sources |= {record.source, *batch.seen.get((record.source, record.id), ())}
+    batch.items = kept
+
+
+def _apply_fills(session: Session, batch: _Batch, stored: dict[int, Any]) -> None:
+    """Write what duplicates added to the records stored first; one whose attribution grew is matched again."""
+    u = USAGE.c
+    for pk, fill in batch.fills.items():
+        row = stored[pk]
+        seen = sorted(fill.sources - {row.source})
+        values: dict[str, Any] = {"also_seen_by": ",".join(seen)[:255] or None}
+        have = Attribution(repo=row.repo, branch=row.branch, commit=row.commit, pr=row.pr)
+        if fill.attribution != have:
+            values.update(branch=fill.attribution.branch, commit=fill.attribution.commit, pr=fill.attribution.pr)
+            values["matched_at"] = None
+            batch.repos.add(row.repo)
+        elif values["also_seen_by"] == row.also_seen_by:
+            continue
+        session.execute(sa.update(USAGE).where(u.pk == pk).values(**values))
+
+
+def _fill_rows(session: Session, pks: Iterable[int]) -> dict[int, Any]:
+    u = USAGE.c
+    rows: dict[int, Any] = {}
+    for chunk in _chunks(sorted(pks)):
+        query = sa.select(u.pk, u.source, u.repo, u.branch, u.commit, u.pr, u.also_seen_by).where(u.pk.in_(chunk))
+        rows.update((row.pk, row) for row in session.execute(query))
+    return rows
+
+
+def _keys_present(session: Session, owner: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(source, record id) -> pk of the records of `owner` already stored."""
+    u = USAGE.c
+    present: dict[tuple[str, str], int] = {}
+    by_source: dict[str, set[str]] = {}
+    for source, record_id in keys:
+        by_source.setdefault(source, set()).add(record_id)
+    # Each lookup walks the (owner, source, record_id) unique index: one query per source of the batch.
+    for source, record_ids in by_source.items():
+        for chunk in _chunks(sorted(record_ids)):
+            query = sa.select(u.pk, u.record_id).where(u.owner == owner, u.source == source, u.record_id.in_(chunk))
+            present.update(((source, r.record_id), r.pk) for r in session.execute(query))
+    return present
+
+
+def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], int]) -> int:
+    """Record the call ids of the records just written. When another request stored the same call first (two
+    transactions at once on PostgreSQL), the record of this one that is new is removed again and counted as a
+    duplicate: returns how many were."""
+    with_calls = [record for record, _ in batch.items if record.call_ids]
+    if not with_calls:
+        return 0
+    pks = _keys_present(session, batch.owner, [(r.source, r.id) for r in with_calls])
+    rows = [(batch.owner, call_id, pks[(r.source, r.id)]) for r in with_calls for call_id in r.call_ids]
+    connection = session.connection()
+    marks = "?, ?, ?" if connection.dialect.name == "sqlite" else "%s, %s, %s"
+    connection.exec_driver_sql(_CALLS_INSERT.format(marks), rows)
+    if connection.dialect.name == "sqlite":
+        return 0  # one writer at a time: the lookup before the insert saw every stored call
+    owners = _stored_calls(session, batch.owner, [c for r in with_calls for c in r.call_ids])
+    lost = 0
+    for record in with_calls:
+        pk = pks[(record.source, record.id)]
+        winner = next((owners[c].pk for c in record.call_ids if c in owners and owners[c].pk != pk), None)
+        if winner is not None and (record.source, record.id) not in before:
+            session.execute(sa.delete(CALLS).where(CALLS.c.usage_pk == pk))
+            session.execute(sa.delete(USAGE).where(USAGE.c.pk == pk))
+            lost += 1
+    return lost
 
 
 def _write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
@@ -106,10 +282,36 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
     return int(result.rowcount)
 
 
+def _write_batch(session: Session, batch: _Batch) -> int:
+    """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    has_calls = any(record.call_ids for record, _ in batch.items)
+    before: dict[tuple[str, str], int] = {}
+    if has_calls:
+        _drop_stored_calls(session, batch)
+        before = _keys_present(session, batch.owner, [(r.source, r.id) for r, _ in batch.items if r.call_ids])
+    received_at = _sqlite_time(utcnow()) if sqlite else utcnow()
+    rows = [
+        _row(record, priced, batch=batch, seen=batch.seen.get((record.source, record.id)), received_at=received_at,
+             sqlite=sqlite)
+        for record, priced in batch.items
+    ]  # fmt: skip
+    written = (_write_sqlite(session, rows) if sqlite else _write_postgres(session, rows)) if rows else 0
+    if has_calls:
+        written -= _map_calls(session, batch, before)
+    if batch.fills:
+        _apply_fills(session, batch, _fill_rows(session, batch.fills))
+    if written:
+        batch.repos |= {record.attribution.repo for record, _ in batch.items if record.attribution.repo}
+    # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch); the job is
+    # queued in the same transaction as the records, so neither exists without the other.
+    jobs.enqueue_many(session, kind="match", keys=batch.repos)
+    return written
+
+
 @dataclass(eq=False)
 class _Pending:
-    rows: list[tuple[Any, ...]]
-    repos: set[str]
+    batch: _Batch
     accepted: int | None = None
     error: BaseException | None = None
 
@@ -143,9 +345,7 @@ class GroupCommit:
     def _write(factory: sessionmaker[Session], group: list[_Pending]) -> None:
         try:
             with factory() as session, session.begin():
-                counts = [_write_sqlite(session, item.rows) for item in group]
-                repos = set().union(*(item.repos for item, count in zip(group, counts, strict=True) if count))
-                jobs.enqueue_many(session, kind="match", keys=repos)
+                counts = [_write_batch(session, item.batch) for item in group]
         except BaseException as error:
             for item in group:
                 item.error = error
@@ -165,28 +365,28 @@ def _group_for(factory: sessionmaker[Session]) -> GroupCommit:
         return _GROUPS.setdefault(key, GroupCommit())
 
 
-def store_usage(factory: sessionmaker[Session], *, records: list[UsageRecord], owner: str) -> Written:
-    """Store a batch durably; returns how many rows were written and how many were duplicates."""
+def store_usage(
+    factory: sessionmaker[Session],
+    *,
+    records: Sequence[UsageRecord],
+    owner: str,
+    share_upstream: bool = False,
+    prices: Sequence[Priced] | None = None,
+) -> Written:
+    """Store one owner's batch durably; returns how many records were written and how many were duplicates.
+
+    `prices` are the records' (cost, reported) when the caller already priced them (ingest checks the computed
+    cost against the limits first); otherwise they are priced here.
+    """
     if not records:
         return Written(accepted=0, duplicates=0)
-    unique = _keep_largest(records)
-    sqlite = factory.kw["bind"].dialect.name == "sqlite"
-    now = utcnow()
-    received_at = _sqlite_time(now) if sqlite else now
-    # Pricing and row building happen before any lock: only the statements themselves are serialised.
-    rows = [_row(record, owner=owner, received_at=received_at, sqlite=sqlite) for record in unique]
-    repos = {record.attribution.repo for record in unique if record.attribution.repo}
-    if sqlite:
-        accepted = _group_for(factory).submit(factory, _Pending(rows=rows, repos=repos))
+    priced = list(prices) if prices is not None else [price_record(record) for record in records]
+    unique = _keep_largest(zip(records, priced, strict=True))
+    batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique)
+    _dedupe_calls_in_batch(batch)
+    if factory.kw["bind"].dialect.name == "sqlite":
+        accepted = _group_for(factory).submit(factory, _Pending(batch=batch))
     else:
         with factory() as session, session.begin():
-            accepted = _write_postgres(session, rows)
-            if accepted:
-                # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch);
-                # the job is queued in the same transaction as the records, so neither exists without the other.
-                jobs.enqueue_many(session, kind="match", keys=repos)
+            accepted = _write_batch(session, batch)
     return Written(accepted=accepted, duplicates=len(records) - accepted)
-
-
-def count_usage(session: Session) -> int:
-    return int(session.execute(sa.select(sa.func.count()).select_from(USAGE)).scalar_one())

@@ -26,18 +26,33 @@ from app.events import (
     Ignored,
     InstallationEvent,
     PullRequestEvent,
+    PullRequestSnapshot,
     PushEvent,
     ReviewEvent,
     parse_event,
 )
+from app.github import GitHubError
 from app.models import Delivery
 from app.publish import Publisher, RetryLater
-from app.rematch import PullKey, match_pending, rematch_pull
+from app.rematch import PullKey, match_pending, rematch_pulls
 from app.repo_state import PULLS
 from app.settings import Settings
 
 log = logging.getLogger("tokentrail.worker")
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed job may pass when run again: the database or GitHub was away or busy, or two workers
+    raced on the same row. Anything else (a value no column holds, a bug) fails the same way every time."""
+    if isinstance(error, GitHubError):
+        return error.retryable
+    transient_db = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, sa.exc.IntegrityError)
+    if isinstance(error, transient_db):
+        return True
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OSError | TimeoutError)
 
 
 def pull_key(repo: str, number: int) -> str:
@@ -85,11 +100,17 @@ class Worker:
             metrics.JOBS_RUN.inc(job.kind, "retry")
             with self.factory() as session, session.begin():
                 jobs.retry(session, job, error=str(later), retry_after=later.retry_after)
-        except Exception as error:  # the job boundary: record what went wrong, retry with backoff
-            log.exception("job %s %s failed", job.kind, job.key)
-            metrics.JOBS_RUN.inc(job.kind, "error")
+        except Exception as error:  # the job boundary: record what went wrong; retry only what may pass later
+            message = f"{type(error).__name__}: {error}"
             with self.factory() as session, session.begin():
-                jobs.retry(session, job, error=f"{type(error).__name__}: {error}")
+                if is_transient(error):
+                    log.exception("job %s %s failed, will be retried", job.kind, job.key)
+                    metrics.JOBS_RUN.inc(job.kind, "error")
+                    jobs.retry(session, job, error=message)
+                else:
+                    log.exception("job %s %s failed for good (dead letter)", job.kind, job.key)
+                    metrics.JOBS_RUN.inc(job.kind, "dead")
+                    jobs.fail(session, job, error=message)
         return True
 
     def run_until_idle(self, *, max_jobs: int = 10_000) -> int:
@@ -151,24 +172,31 @@ class Worker:
         else:
             self._on_check_rerequest(session, event)
 
+    def _record_pull(self, session: Session, pull: PullRequestSnapshot, *, moved: list[tuple[str, str]]) -> None:
+        """Store a PR snapshot (unless GitHub's stored facts are newer), keep its head among its commits, and
+        re-match what that can move; its comment is refreshed either way."""
+        repo_state.upsert_pull(session, pull)
+        repo_state.add_commits(session, repo=pull.repo, number=pull.number, shas=[pull.head_sha])
+        key = (pull.repo, pull.number)
+        touched = rematch_pulls(session, keys={key}, grace=self.grace, moved_default_branches=moved)
+        self.queue_refresh(session, touched | {key})
+
     def _on_pull_request(self, session: Session, event: PullRequestEvent) -> None:
         pull = event.pull
-        repo_state.upsert_repository(
+        moved = repo_state.upsert_repository(
             session, repo=pull.repo, installation_id=event.installation_id, default_branch=event.default_branch
         )
-        repo_state.upsert_pull(session, pull)
-        if event.action in {"opened", "reopened", "synchronize", "ready_for_review"}:
-            at = pull.updated_at if event.action == "synchronize" and pull.updated_at else pull.created_at
+        if event.action in {"opened", "reopened", "synchronize", "ready_for_review", "closed"}:
+            # Each head the PR had, at the time GitHub says it became the head: the bounds of "cost between pushes".
+            at = pull.created_at if event.action in {"opened", "reopened"} else pull.updated_at or pull.created_at
             repo_state.add_push(session, repo=pull.repo, number=pull.number, sha=pull.head_sha, at=at)
-        touched = rematch_pull(session, repo=pull.repo, number=pull.number, grace=self.grace)
-        self.queue_refresh(session, touched | {(pull.repo, pull.number)})
+        self._record_pull(session, pull, moved=moved)
 
     def _on_review(self, session: Session, event: ReviewEvent) -> None:
         pull = event.pull
-        repo_state.upsert_repository(
+        moved = repo_state.upsert_repository(
             session, repo=pull.repo, installation_id=event.installation_id, default_branch=event.default_branch
         )
-        repo_state.upsert_pull(session, pull)
         repo_state.upsert_review(
             session,
             repo=pull.repo,
@@ -178,12 +206,16 @@ class Worker:
             state=event.state,
             submitted_at=event.submitted_at,
         )
-        self.queue_refresh(session, {(pull.repo, pull.number)})
+        self._record_pull(session, pull, moved=moved)
 
     def _on_push(self, session: Session, event: PushEvent) -> None:
-        repo_state.upsert_repository(
+        moved = repo_state.upsert_repository(
             session, repo=event.repo, installation_id=event.installation_id, default_branch=event.default_branch
         )
+        if moved:
+            self.queue_refresh(
+                session, rematch_pulls(session, keys=set(), grace=self.grace, moved_default_branches=moved)
+            )
         if event.branch == event.default_branch:
             # The budget is read from the default branch: a push there may change it for every open PR.
             session.execute(
@@ -198,13 +230,13 @@ class Worker:
             return
         if event.deleted:
             return
-        touched: set[PullKey] = set()
-        for repo, number in repo_state.open_pulls_of_branch(session, head_repo=event.repo, head_ref=event.branch):
-            repo_state.add_commits(session, repo=repo, number=number, shas=event.commits)
+        pulls = set(repo_state.open_pulls_of_branch(session, head_repo=event.repo, head_ref=event.branch))
+        for repo, number in pulls:
+            repo_state.add_commits(session, repo=repo, number=number, shas=[*event.commits, event.after])
             if event.after:
                 repo_state.add_push(session, repo=repo, number=number, sha=event.after, at=event.pushed_at)
-            touched |= rematch_pull(session, repo=repo, number=number, grace=self.grace) | {(repo, number)}
-        self.queue_refresh(session, touched)
+        if pulls:
+            self.queue_refresh(session, rematch_pulls(session, keys=pulls, grace=self.grace) | pulls)
 
     def _on_check_rerequest(self, session: Session, event: CheckRerequest) -> None:
         numbers = set(event.numbers)

@@ -1,6 +1,6 @@
 """Ingest benchmark: canonical records over HTTP into a real server, against the database's own ceiling.
 
-    python bench/ingest.py [--records 200000] [--batch 1000] [--database-url postgresql+psycopg://…/postgres]
+    python bench/ingest.py [--records 200000] [--batch 1000] [--call-ids] [--database-url postgresql+psycopg://…/postgres]
 
 It generates realistic records (many branches, models and authors), starts `tokentrail serve` on a fresh
 database, posts them in batches over HTTP, and in the same run measures the raw ceiling: `sqlite3.executemany`
@@ -45,7 +45,7 @@ MODELS = [
 AGENTS = ["claude-code", "codex", "litellm-agent"]
 
 
-def generate(count: int, *, seed: int = 1) -> list[dict[str, object]]:
+def generate(count: int, *, seed: int = 1, call_ids: bool = False) -> list[dict[str, object]]:
     rng = random.Random(seed)
     start = datetime(2026, 10, 1, tzinfo=UTC)
     repos = [f"acme/service-{i}" for i in range(20)]
@@ -72,6 +72,8 @@ def generate(count: int, *, seed: int = 1) -> list[dict[str, object]]:
                 "session_id": f"s-{index // 400}",
             }
         )
+        if call_ids:  # as gateways and agents send them: the per-owner call lookups run for every batch
+            records[-1]["call_id"] = f"msg_bench{index:012d}"
     return records
 
 
@@ -171,9 +173,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=1, help="concurrent HTTP clients (the server is one process)")
     parser.add_argument("--database-url", help="a PostgreSQL URL (an admin database); default: a SQLite file")
+    parser.add_argument("--call-ids", action="store_true", help="give every record a provider call id")
     args = parser.parse_args()
 
-    records = generate(args.records)
+    records = generate(args.records, call_ids=args.call_ids)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if args.database_url:
@@ -196,7 +199,8 @@ def main() -> None:
                 rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
             ceiling = sqlite_ceiling(records, folder)
             database = "sqlite"
-    print(f"database {database}; {args.records} records in batches of {args.batch}; {args.clients} clients")
+    calls = "with call ids" if args.call_ids else "without call ids"
+    print(f"database {database}; {args.records} records in batches of {args.batch} {calls}; {args.clients} clients")
     print(f"ingest: {rate:,.0f} records/s over HTTP; raw ceiling {ceiling:,.0f} rows/s; ratio {rate / ceiling:.2f}")
 
 

@@ -25,6 +25,7 @@ from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
 from app.main import create_app
 from app.settings import Settings
 from app.tokens import create_token
+from tests.desk import desk  # noqa: F401  (a fixture: the HTTP desk of tests/desk.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -99,9 +100,9 @@ def factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def make_token(factory: sessionmaker[Session], owner: str = OWNER) -> str:
+def make_token(factory: sessionmaker[Session], owner: str = OWNER, *, share_upstream: bool = False) -> str:
     with session_scope(factory) as session:
-        return create_token(session, owner=owner, name="test")
+        return create_token(session, owner=owner, name="test", share_upstream=share_upstream)
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from app.matching import (
     Match,
     PullRequestFacts,
     UsageFacts,
-    affected_branches,
     branch_windows,
     match_record,
     match_records,
+    records_to_reexamine,
 )
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -295,7 +295,7 @@ def test_fork_pr_commit_matches_in_head_and_base_repo() -> None:
 def test_deleted_fork_matches_nothing_new() -> None:
     deleted = make_pr(repo="acme/app", number=12, head_repo=None, head_ref="feature", commits=frozenset({SHA_A}))
     assert branch_windows([deleted], grace=GRACE) == {}
-    assert affected_branches(deleted) == set()
+    assert records_to_reexamine([deleted], neighbours=[deleted]).branches == frozenset()
     assert match_one(make_usage(repo="alice/app"), [deleted]) is None
     assert match_one(make_usage(repo="alice/app", commit=SHA_A), [deleted]) is None
     assert match_one(make_usage(repo="acme/app", commit=SHA_A), [deleted]) is None
@@ -324,10 +324,75 @@ def test_record_without_repo_is_never_matched() -> None:
     assert match_one(make_usage(repo=None, pr=1, commit=SHA_A), prs) is None
 
 
-def test_affected_branches() -> None:
-    assert affected_branches(make_pr(head_repo="alice/app", head_ref="fix")) == {("alice/app", "fix")}
+def test_records_to_reexamine_names_branches_numbers_holders_and_commits() -> None:
+    fork = make_pr(head_repo="alice/app", head_ref="fix", number=4, commits=frozenset({SHA_A}))
+    what = records_to_reexamine([fork], neighbours=[fork])
+    assert what.branches == {("alice/app", "fix")}
+    assert what.numbers == {("acme/app", 4), ("alice/app", 4)}
+    assert what.holders == {("acme/app", 4)}
+    assert what.commits == {SHA_A}
     with_default = make_pr(head_ref="fix", default_branch="trunk")
-    assert affected_branches(with_default) == {("acme/app", "fix"), ("acme/app", "trunk")}
+    assert records_to_reexamine([with_default], neighbours=[]).branches == {("acme/app", "fix"), ("acme/app", "trunk")}
+    moved = records_to_reexamine([], neighbours=[], moved_default_branches=[("acme/app", "main")])
+    assert moved.branches == {("acme/app", "main")}
+
+
+def test_records_to_reexamine_includes_the_commits_of_every_pr_on_the_branch() -> None:
+    # A PR opened on branch "a" moves the window of PR 1 on "a": the records of a commit PR 1 shares with PR 2
+    # (on "b") may change hands, though the new PR has no such commit.
+    first = make_pr(number=1, head_ref="a", commits=frozenset({SHA_A}))
+    elsewhere = make_pr(number=2, head_ref="b", commits=frozenset({SHA_A, SHA_B}))
+    new = make_pr(number=3, head_ref="a", commits=frozenset({SHA_C}))
+    what = records_to_reexamine([new], neighbours=[first, elsewhere, new])
+    assert what.commits == {SHA_A, SHA_C}
+
+
+# --- rule 5: session ---------------------------------------------------------------------------------------
+
+
+def test_session_records_before_the_branch_join_its_pr() -> None:
+    pr = make_pr(number=7, head_ref="feature", created_at=T0 + timedelta(hours=2))
+    on_branch = make_usage(key=1, branch="feature", timestamp=T0 + timedelta(hours=1), session_id="s", owner="acme")
+    before = make_usage(key=2, branch="main", timestamp=T0 - timedelta(hours=4), session_id="s", owner="acme")
+    too_early = make_usage(key=3, branch="main", timestamp=T0 - timedelta(hours=5, seconds=1), session_id="s")
+    after = make_usage(key=4, branch="main", timestamp=T0 + timedelta(hours=3), session_id="s", owner="acme")
+    other_session = make_usage(key=5, branch="main", timestamp=T0, session_id="t", owner="acme")
+    records = [on_branch, before, replace(too_early, owner="acme"), after, other_session]
+    matches = match_records(records, [pr], grace=GRACE, default_branches={"acme/app": "main"})
+    assert matches == {
+        1: Match("acme/app", 7, "branch"),
+        2: Match("acme/app", 7, "session"),
+        3: None,  # more than 6 h before the session's first record on the PR
+        4: None,  # after it: not work done before the branch existed
+        5: None,
+    }
+
+
+def test_session_on_two_prs_places_nothing_and_sessions_are_per_owner() -> None:
+    one = make_pr(number=1, head_ref="a")
+    two = make_pr(number=2, head_ref="b")
+    records = [
+        make_usage(key=1, branch="a", timestamp=T0 + timedelta(hours=1), session_id="s", owner="acme"),
+        make_usage(key=2, branch="b", timestamp=T0 + timedelta(hours=2), session_id="s", owner="acme"),
+        make_usage(key=3, branch="main", timestamp=T0, session_id="s", owner="acme"),
+    ]
+    assert match_records(records, [one, two], grace=GRACE)[3] is None
+    # The same session id sent by another owner is another session: it borrows nothing.
+    foreign = make_usage(key=4, repo="evil/app", branch="main", timestamp=T0, session_id="s", owner="evil")
+    assert match_records([records[0], foreign], [one], grace=GRACE)[4] is None
+
+
+# --- consent (DESIGN §5 forks) --------------------------------------------------------------------------------
+
+
+def test_a_fork_owner_without_consent_keeps_the_match_private() -> None:
+    fork_pr = make_pr(number=12, head_repo="bob/app", head_ref="fix")
+    record = make_usage(repo="bob/app", branch="fix", owner="bob")
+    assert match_one(record, [fork_pr]) == Match("acme/app", 12, "branch", private=True)
+    assert match_one(replace(record, share_upstream=True), [fork_pr]) == Match("acme/app", 12, "branch")
+    # The upstream owner's own checkout of the fork's branch needs no consent.
+    own = make_usage(repo="acme/app", branch="x", pr=12, owner="acme")
+    assert match_one(own, [fork_pr]) == Match("acme/app", 12, "explicit")
 
 
 def test_match_records_keys_every_record() -> None:
@@ -588,104 +653,3 @@ def test_property_match_records_equals_matching_each_record_alone(scenario: Scen
         alone = match_record(record, prs=prs, windows=windows, default_branches=defaults)
         assert together[record.key] == alone
         assert match_records([record], prs, grace=grace, default_branches=defaults) == {record.key: alone}
-
-
-@st.composite
-def pr_histories(draw: st.DrawFn, prs: list[PullRequestFacts]) -> list[list[PullRequestFacts]]:
-    """Per PR, the facts of its events in order (opened, synchronize, closed, reopened ...); the last is final."""
-    histories = []
-    for final in prs:
-        earlier = []
-        for _ in range(draw(st.integers(0, 2))):
-            closed = draw(st.one_of(st.none(), st.integers(0, 50)))
-            earlier.append(
-                replace(
-                    final,
-                    closed_at=None if closed is None else at(closed),
-                    # Force-pushes drop commits, syncs add them.
-                    commits=frozenset(draw(st.sets(st.sampled_from(SHAS), max_size=3))),
-                )
-            )
-        histories.append([*earlier, final])
-    return histories
-
-
-class IncrementalMatcher:
-    """The shell's re-matching policy from app.matching's docstring, over an in-memory "database"."""
-
-    def __init__(self, grace: timedelta, defaults: dict[str, str]) -> None:
-        self.grace, self.defaults = grace, defaults
-        self.known: dict[tuple[str, int], PullRequestFacts] = {}
-        self.seen: list[UsageFacts] = []
-        self.current: dict[int, Match | None] = {}
-
-    def _rematch(self, batch: list[UsageFacts]) -> None:
-        prs = list(self.known.values())
-        self.current.update(match_records(batch, prs, grace=self.grace, default_branches=self.defaults))
-
-    def on_record(self, record: UsageFacts) -> None:
-        self.seen.append(record)
-        self._rematch([record])
-
-    def on_pr(self, facts: PullRequestFacts) -> None:
-        old = self.known.get((facts.repo, facts.number))
-        self.known[(facts.repo, facts.number)] = facts
-        keys = affected_branches(facts) | (affected_branches(old) if old else set())
-        commits = set(old.commits) if old else set()
-        for pr in self.known.values():
-            if pr.head_repo is not None and (pr.head_repo, pr.head_ref) in keys:
-                commits |= pr.commits
-        self._rematch(
-            [
-                r
-                for r in self.seen
-                if (r.repo, r.branch) in keys
-                or r.pr == facts.number
-                or (r.commit is not None and any(sha.startswith(r.commit) for sha in commits))
-            ]
-        )
-
-
-def test_incremental_pr_revealing_the_default_branch_unmatches_its_records() -> None:
-    matcher = IncrementalMatcher(GRACE, {})
-    matcher.on_pr(make_pr(number=1, head_ref="main"))
-    matcher.on_record(make_usage(key=5, branch="main"))
-    assert matcher.current == {5: Match("acme/app", 1, "branch")}
-    matcher.on_pr(make_pr(number=2, head_ref="feature", default_branch="main"))
-    assert matcher.current == {5: None}
-
-
-def test_incremental_earlier_pr_moving_a_window_moves_a_stacked_commit() -> None:
-    first = make_pr(number=1, head_ref="a", created_at=T0 + timedelta(hours=1), commits=frozenset({SHA_A}))
-    second = make_pr(number=2, head_ref="b", created_at=T0 + timedelta(hours=2), commits=frozenset({SHA_A}))
-    matcher = IncrementalMatcher(GRACE, {})
-    matcher.on_pr(first)
-    matcher.on_pr(second)
-    matcher.on_record(make_usage(key=5, branch="local", commit=SHA_A, timestamp=T0 + timedelta(hours=3)))
-    assert matcher.current == {5: Match("acme/app", 1, "commit")}
-    # An older PR of branch "a" closes before the record: PR 1's window now starts after it, PR 2's holds it.
-    older = make_pr(number=3, head_ref="a", created_at=T0, closed_at=T0 + timedelta(hours=4))
-    matcher.on_pr(older)
-    assert matcher.current == {5: Match("acme/app", 2, "commit")}
-    assert matcher.current == match_records(matcher.seen, [first, second, older], grace=GRACE)
-
-
-@PROPERTY_SETTINGS
-@given(scenario=scenarios(), data=st.data())
-def test_property_incremental_matching_is_order_independent(scenario: Scenario, data: st.DataObject) -> None:
-    prs, records, grace, defaults = scenario
-    histories = data.draw(pr_histories(prs))
-    # Interleave records and PR events at random, keeping each PR's own events in order.
-    tags: list[tuple[str, int]] = [("record", i) for i in range(len(records))]
-    tags += [("pr", h) for h, history in enumerate(histories) for _ in history]
-    next_event = [0] * len(histories)
-    matcher = IncrementalMatcher(grace, defaults)
-    for kind, index in data.draw(st.permutations(tags)):
-        if kind == "record":
-            matcher.on_record(records[index])
-        else:
-            matcher.on_pr(histories[index][next_event[index]])
-            next_event[index] += 1
-
-    final = [history[-1] for history in histories]
-    assert matcher.current == match_records(records, final, grace=grace, default_branches=defaults)

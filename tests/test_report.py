@@ -349,7 +349,7 @@ def test_summary_json_is_the_design_contract() -> None:
     summary = make_report(reviews=(make_review(),), limits=Limits(max_cost_per_pr=Decimal(25))).summary_json()
     assert list(summary) == [
         "repo", "number", "title", "author", "state", "head_ref", "head_sha", "diff", "usage",
-        "cost_per_changed_line_usd", "by_model", "by_actor", "review", "budget",
+        "cost_per_changed_line_usd", "by_model", "by_actor", "by_source", "review", "budget",
     ]  # fmt: skip
     assert summary["diff"] == {"additions": 420, "deletions": 96, "changed_files": 12, "changed_lines": 516}
     assert summary["usage"] == {

@@ -151,7 +151,9 @@ def make_record(
     branch: str | None = BRANCH,
     commit: str | None = None,
     pr: int | None = None,
+    session: str | None = None,
 ) -> UsageRecord:
+    """A record of its own session unless `session` says otherwise (so rule 5 places nothing by accident)."""
     return UsageRecord(
         id=record_id,
         source="api",
@@ -165,7 +167,7 @@ def make_record(
         attribution=Attribution(repo=repo, branch=branch, commit=commit, pr=pr),
         actor="alice",
         agent="claude-code",
-        session_id="session-1",
+        session_id=session or f"session-{record_id}",
     )
 
 
@@ -398,7 +400,28 @@ def test_fork_pull_request_matches_the_head_repository(scene: Scene) -> None:
 # -- force-push and a reused branch ---------------------------------------------------------------------------------
 
 
-def test_force_push_replaces_the_pull_requests_commits(scene: Scene) -> None:
+def test_stale_and_redelivered_events_move_neither_the_head_nor_the_check_run(scene: Scene) -> None:
+    """DESIGN §5 in App mode: the stored state follows GitHub's `updated_at`, so the `opened` delivered again after
+    a push leaves the new head, and the check run is never created on the old one."""
+    new = "2" * 40
+    opened = scene.open_pull(12)
+    scene.run()
+    pushed = T0 + timedelta(hours=1)
+    scene.fake.update_pull(REPO, 12, head_sha=new, updated_at=pushed)
+    scene.fake.set_pull_commits(REPO, 12, [HEAD, new])
+    scene.deliver(
+        "pull_request", make_pull_request_payload("synchronize", head_sha=new, updated_at=pushed, before=HEAD)
+    )
+    scene.deliver("pull_request", opened)  # stale, arriving last
+    scene.run()
+    assert scene.pull_row().head_sha == new
+    check_writes = [path for method, path, _ in scene.writes() if "/check-runs" in path and method == "POST"]
+    assert scene.check_run(new)["head_sha"] == new
+    assert len(check_writes) == 2  # one on the opening head, one on the pushed head; none on the old one again
+
+
+def test_force_push_keeps_the_commits_it_replaced(scene: Scene) -> None:
+    """DESIGN §5: a PR's commits only grow; the work a force-push replaced still belongs to the PR."""
     old, new = "1" * 40, "2" * 40
     scene.open_pull(12, head_sha=old, commits=[old])
     on_old = make_record("old", "3.00", branch=None, commit=old)
@@ -413,9 +436,9 @@ def test_force_push_replaces_the_pull_requests_commits(scene: Scene) -> None:
     scene.fake.set_pull_commits(REPO, 12, [new])
     scene.deliver("pull_request", make_pull_request_payload("synchronize", head_sha=new, updated_at=pushed, before=old))
     scene.run()
-    assert scene.matches() == {"old": (None, None, None), "new": (REPO, 12, "commit")}
+    assert scene.matches() == {"old": (REPO, 12, "commit"), "new": (REPO, 12, "commit")}
     body = scene.comment()["body"]
-    assert headline(on_new) in body and f"for {new[:7]}" in body
+    assert headline(on_old, on_new) in body and f"for {new[:7]}" in body
     assert scene.check_run(new)["conclusion"] == "success"
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import MAX_COUNT, load_items, to_datetime, to_decimal, to_int
+from app.parsing import MAX_COUNT, as_utc_time, load_items, to_datetime, to_decimal, to_int
 from app.records import SOURCES, ParsedBatch, UsageRecord
 
 _TOKEN_FIELDS = (
@@ -60,7 +60,10 @@ def _timestamp(value: Any) -> datetime:
         except ValueError:
             pass
         else:
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            try:
+                return as_utc_time(parsed, value)
+            except ValueError as error:
+                raise ValueError(f"timestamp: {error}") from None
     try:
         return to_datetime(value)
     except ValueError as error:
@@ -104,4 +107,5 @@ def parse_record(item: Any) -> UsageRecord:
         actor=_text(item, "actor"),
         agent=_text(item, "agent", limit=100),
         session_id=_text(item, "session_id"),
+        call_ids=(call_id,) if (call_id := _text(item, "call_id")) else (),
     )

@@ -115,6 +115,9 @@ def _record(line: Any) -> UsageRecord | None:
         attribution=Attribution.parse(branch=line.get("gitBranch")),
         agent="claude-code",
         session_id=session,
+        # The Anthropic message id and request id: Claude Code's OpenTelemetry events carry the request id, a
+        # gateway in front of it the message id, so either one finds the same call reported elsewhere.
+        call_ids=tuple(i for i in (_text(message.get("id")), _text(line.get("requestId"))) if i),
     )
 
 

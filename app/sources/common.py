@@ -85,6 +85,15 @@ def first_text(*values: Any) -> str | None:
     return next((found for value in values if (found := text(value)) is not None), None)
 
 
+def call_ids(*values: Any) -> tuple[str, ...]:
+    """The provider's ids of one call (request id, message or response id), each once, in the order given."""
+    found: list[str] = []
+    for value in values:
+        if (found_text := text(value)) is not None and found_text not in found:
+            found.append(found_text)
+    return tuple(found)
+
+
 def tag_values(tags: list[Any]) -> dict[str, str]:
     """`repo:…`, `branch:…`, `commit:…`, `pr:…`, `agent:…` and `x-vcs-…: …` tags, the first of each kind."""
     found: dict[str, str] = {}

@@ -29,6 +29,7 @@ from app.parsing import load_items, to_decimal, to_int
 from app.records import ParsedBatch, PayloadError, UsageRecord
 from app.sources.common import FIELDS as _FIELDS
 from app.sources.common import as_dict as _as_dict
+from app.sources.common import call_ids as _call_ids
 from app.sources.common import first_text as _first_text
 from app.sources.common import parse_each
 from app.sources.common import text as _text
@@ -92,6 +93,8 @@ def _record(item: dict[str, Any]) -> UsageRecord | None:
         agent=_first_text(properties.get("agent")),
         # Helicone sessions travel as the property Helicone-Session-Id.
         session_id=_first_text(properties.get("helicone-session-id"), properties.get("session-id")),
+        # `request_id` and `response_id` are Helicone's own; the provider's id is inside the response body.
+        call_ids=_call_ids(_as_dict(item.get("response_body")).get("id")),
     )
 
 

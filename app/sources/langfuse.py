@@ -17,6 +17,7 @@ tokens counted twice inside `input` (see `_tokens`).
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ from app.sources.common import VCS_TAGS as _VCS_TAGS
 from app.sources.common import as_dict as _as_dict
 from app.sources.common import as_list as _as_list
 from app.sources.common import attribution as _attribution
+from app.sources.common import call_ids as _call_ids
 from app.sources.common import first_text as _first_text
 from app.sources.common import tag_values as _tag_values
 from app.sources.common import text as _text
@@ -135,7 +137,17 @@ def _record(item: dict[str, Any]) -> UsageRecord | None:
         ),
         agent=_first_text(metadata.get("agent"), spend_meta.get("agent"), tag_values.get("agent")),
         session_id=_first_text(metadata.get("session_id"), metadata.get("sessionId"), item.get("sessionId")),
+        call_ids=_call_ids(_provider_response_id(record_id)),
     )
+
+
+# LiteLLM's Langfuse logger names a generation "time-HH-MM-SS-ffffff_<provider response id>".
+_LITELLM_GENERATION_ID = re.compile(r"^time-\d{2}-\d{2}-\d{2}-\d+_(.+)$")
+
+
+def _provider_response_id(observation_id: str) -> str | None:
+    found = _LITELLM_GENERATION_ID.match(observation_id)
+    return found.group(1) if found else None
 
 
 def _tokens(item: dict[str, Any]) -> tuple[int, int, int, int, int]:

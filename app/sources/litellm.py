@@ -23,6 +23,7 @@ from app.sources.common import VCS_TAGS as _VCS_TAGS
 from app.sources.common import as_dict as _as_dict
 from app.sources.common import as_list as _as_list
 from app.sources.common import attribution as _attribution
+from app.sources.common import call_ids as _call_ids
 from app.sources.common import first_text as _first_text
 from app.sources.common import parse_each
 from app.sources.common import tag_values as _tag_values
@@ -96,6 +97,13 @@ def _record(item: dict[str, Any]) -> UsageRecord | None:
         ),
         agent=_first_text(spend_meta.get("agent"), requester_meta.get("agent"), tag_values.get("agent")),
         session_id=_first_text(item.get("session_id"), metadata.get("session_id"), item.get("trace_id")),
+        # LiteLLM's `id` (`request_id` in spend logs) is the provider's response id (chatcmpl-…, msg_…) once a
+        # response exists; the provider's request id header is kept among the hidden params when it was sent.
+        call_ids=_call_ids(
+            dig(item, "response", "id"),
+            record_id,
+            dig(item, "hidden_params", "additional_headers", "llm_provider-request-id"),
+        ),
     )
 
 

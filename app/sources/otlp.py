@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -35,6 +35,10 @@ _CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_
 _REASONING = ("gen_ai.usage.reasoning.output_tokens",)
 _SPAN_COST = ("gen_ai.usage.cost", "gen_ai.usage.cost_usd", "cost_usd")
 _USAGE_KEYS = (*_INPUT, *_OUTPUT, *_CACHE_READ, *_CACHE_WRITE)
+# DESIGN §3: only inference operations are usage. Agent, workflow and tool spans carry the totals of the calls
+# beneath them (Copilot's `invoke_agent` sums its `chat` turns), so counting them would count every call twice.
+_INFERENCE = {"chat", "text_completion", "generate_content", "embeddings"}
+_AGGREGATES = {"invoke_agent", "invoke_workflow", "execute_tool", "create_agent"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,16 @@ def parse_logs(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
 
 
 def parse_traces(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
-    return _parse(body, ndjson, ("resourceSpans", "scopeSpans", "spans"), _span_record)
+    """GenAI spans. A span that names no operation counts only when it is a leaf: no span of the same request
+    has it as parent (an unnamed parent with usage is a total of its children)."""
+    batch = ParsedBatch()
+    items = list(_items(body, ndjson, ("resourceSpans", "scopeSpans", "spans"), batch))
+    parents = {_parent_key(item.value) for item in items} - {None}
+
+    def convert(item: _Item, attributes: dict[str, Any]) -> UsageRecord | None:
+        return _span_record(item, attributes, is_leaf=_span_key(item.value) not in parents)
+
+    return _convert_all(items, "span", convert, batch)
 
 
 def _parse(
@@ -63,11 +76,20 @@ def _parse(
     convert: Callable[[_Item, dict[str, Any]], UsageRecord | None],
 ) -> ParsedBatch:
     batch = ParsedBatch()
-    for item in _items(body, ndjson, keys, batch):
+    return _convert_all(_items(body, ndjson, keys, batch), keys[2][:-1], convert, batch)
+
+
+def _convert_all(
+    items: Iterable[_Item],
+    kind: str,
+    convert: Callable[[_Item, dict[str, Any]], UsageRecord | None],
+    batch: ParsedBatch,
+) -> ParsedBatch:
+    for item in items:
         try:
             if not isinstance(item.value, dict):
-                raise ValueError(f"{keys[2][:-1]} is not an object")
-            record = convert(item, _attributes(item.value.get("attributes"), keys[2][:-1]))
+                raise ValueError(f"{kind} is not an object")
+            record = convert(item, _attributes(item.value.get("attributes"), kind))
         except ValueError as error:
             batch.reject(item.index, str(error))
             continue
@@ -291,15 +313,33 @@ def _log_record(item: _Item, attributes: dict[str, Any]) -> UsageRecord | None:
         actor=_text(_lookup(item, attributes, "user.email", "user.id")),
         agent="claude-code",
         session_id=session,
+        call_ids=tuple(i for i in (_text(attributes.get("request_id")),) if i),
     )
 
 
-def _span_record(item: _Item, attributes: dict[str, Any]) -> UsageRecord | None:
+def _span_key(span: Any) -> tuple[str, str] | None:
+    if not isinstance(span, dict):
+        return None
+    trace_id, span_id = _hex_id(span.get("traceId")), _hex_id(span.get("spanId"))
+    return (trace_id, span_id) if trace_id and span_id else None
+
+
+def _parent_key(span: Any) -> tuple[str, str] | None:
+    if not isinstance(span, dict):
+        return None
+    trace_id, parent_id = _hex_id(span.get("traceId")), _hex_id(span.get("parentSpanId"))
+    return (trace_id, parent_id) if trace_id and parent_id else None
+
+
+def _span_record(item: _Item, attributes: dict[str, Any], *, is_leaf: bool) -> UsageRecord | None:
     span = item.value
     if all(attributes.get(name) is None for name in _USAGE_KEYS):
         # Not a GenAI call. Deliberately also Claude Code's own `claude_code.llm_request` spans, whose flat
         # `input_tokens` attributes repeat what its `api_request` log event already reports (no double count).
         return None
+    operation = _text(attributes.get("gen_ai.operation.name"))
+    if operation in _AGGREGATES or (operation not in _INFERENCE and not is_leaf):
+        return None  # an agent, workflow or tool span, or a span of another kind that sums its children
     model = _text(_first(attributes, ("gen_ai.response.model", "gen_ai.request.model")))
     if model is None:
         raise ValueError("gen_ai.response.model / gen_ai.request.model is missing")
@@ -338,4 +378,5 @@ def _span_record(item: _Item, attributes: dict[str, Any]) -> UsageRecord | None:
         # The SDK default "unknown_service[:exe]" names no agent.
         agent=service if service and not service.startswith("unknown_service") else None,
         session_id=_text(_lookup(item, attributes, "session.id", "gen_ai.conversation.id")),
+        call_ids=tuple(i for i in (_text(attributes.get("gen_ai.response.id")),) if i),
     )

@@ -17,16 +17,17 @@ copies the reads into `prompt_tokens_details.cached_tokens`). `total_tokens` tel
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from app.attribution import Attribution
-from app.parsing import dig, load_items, to_decimal, to_int
+from app.parsing import as_utc_time, dig, load_items, to_decimal, to_int
 from app.records import ParsedBatch, UsageRecord
 from app.sources.common import FIELDS as _FIELDS
 from app.sources.common import as_dict as _as_dict
+from app.sources.common import call_ids as _call_ids
 from app.sources.common import first_text as _first_text
 from app.sources.common import parse_each
 from app.sources.common import text as _text
@@ -93,6 +94,7 @@ def _record(item: dict[str, Any]) -> UsageRecord | None:
             metadata.get("traceId"),
             metadata.get("trace_id"),
         ),
+        call_ids=_call_ids(response.get("id")),
     )
 
 
@@ -111,7 +113,7 @@ def _when(item: dict[str, Any], response: dict[str, Any]) -> datetime:
         parsed = parsedate_to_datetime(date)
     except (TypeError, ValueError):
         raise ValueError(f"response.headers.date: unreadable timestamp {date!r}") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc_time(parsed, date)
 
 
 def _usage_tokens(usage: dict[str, Any], provider: str | None) -> tuple[int, int, int, int, int]:

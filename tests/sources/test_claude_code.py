@@ -56,6 +56,7 @@ def test_ccusage_fixtures_give_exactly_their_calls() -> None:
     assert alpha.records == [
         UsageRecord(
             id="msg-alpha-1:req-alpha-1",
+            call_ids=("msg-alpha-1", "req-alpha-1"),
             timestamp=datetime(2026, 1, 9, 10, 0, tzinfo=UTC),
             model="claude-sonnet-4-20250514",
             input_tokens=100,  # Anthropic semantics: already excludes the cache tokens
@@ -67,6 +68,7 @@ def test_ccusage_fixtures_give_exactly_their_calls() -> None:
         ),
         UsageRecord(
             id="msg-alpha-2:req-alpha-2",
+            call_ids=("msg-alpha-2", "req-alpha-2"),
             timestamp=datetime(2026, 1, 9, 12, 30, tzinfo=UTC),
             model="claude-opus-4-20250514",
             input_tokens=200,
@@ -78,6 +80,7 @@ def test_ccusage_fixtures_give_exactly_their_calls() -> None:
         ),
         UsageRecord(
             id="msg-alpha-3:req-alpha-3",
+            call_ids=("msg-alpha-3", "req-alpha-3"),
             timestamp=datetime(2026, 1, 10, 9, 15, tzinfo=UTC),
             model="claude-sonnet-4-20250514",
             input_tokens=300,
@@ -90,6 +93,7 @@ def test_ccusage_fixtures_give_exactly_their_calls() -> None:
     assert beta.records == [
         UsageRecord(
             id="msg-beta-1:req-beta-1",
+            call_ids=("msg-beta-1", "req-beta-1"),
             timestamp=datetime(2026, 2, 3, 8, 0, tzinfo=UTC),
             model="claude-haiku-4-5-20251001",
             input_tokens=50,
@@ -101,6 +105,7 @@ def test_ccusage_fixtures_give_exactly_their_calls() -> None:
         ),
         UsageRecord(
             id="msg-beta-2:req-beta-2",
+            call_ids=("msg-beta-2", "req-beta-2"),
             timestamp=datetime(2026, 2, 3, 11, 45, tzinfo=UTC),
             model="claude-haiku-4-5-20251001",
             input_tokens=80,
@@ -134,6 +139,7 @@ def test_streaming_transcript_keeps_one_record_per_call() -> None:
         # three lines (thinking, text, tool_use): the final output count, the first line's time
         UsageRecord(
             id="msg_01XaQ2b3C4d5E6f7G8h9J0kL:req_011CTzYa1b2c3d4e5f6g7h8i",
+            call_ids=('msg_01XaQ2b3C4d5E6f7G8h9J0kL', 'req_011CTzYa1b2c3d4e5f6g7h8i'),
             timestamp=datetime(2025, 10, 14, 9, 30, 4, 120000, tzinfo=UTC),
             model="claude-sonnet-4-5-20250929",
             input_tokens=4,
@@ -144,6 +150,7 @@ def test_streaming_transcript_keeps_one_record_per_call() -> None:
         ),
         UsageRecord(
             id="msg_01YbR3c4D5e6F7g8H9j0K1mN:req_011CTzYb9c8d7e6f5g4h3i2j",
+            call_ids=('msg_01YbR3c4D5e6F7g8H9j0K1mN', 'req_011CTzYb9c8d7e6f5g4h3i2j'),
             timestamp=datetime(2025, 10, 14, 9, 30, 15, 300000, tzinfo=UTC),
             model="claude-sonnet-4-5-20250929",
             input_tokens=6,
@@ -155,6 +162,7 @@ def test_streaming_transcript_keeps_one_record_per_call() -> None:
         # the sub-agent's call (isSidechain) is real usage
         UsageRecord(
             id="msg_01ZcS4d5E6f7G8h9J0k1L2nP:req_011CTzYc1d2e3f4g5h6i7j8k",
+            call_ids=('msg_01ZcS4d5E6f7G8h9J0k1L2nP', 'req_011CTzYc1d2e3f4g5h6i7j8k'),
             timestamp=datetime(2025, 10, 14, 9, 30, 17, 50000, tzinfo=UTC),
             model="claude-haiku-4-5-20251001",
             input_tokens=3,

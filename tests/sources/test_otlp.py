@@ -261,6 +261,7 @@ def test_genai_spans_fixture() -> None:
     assert batch.records == [
         UsageRecord(
             id=f"{TRACE}:53995c3f42cd8ad8",
+            call_ids=("chatcmpl-CQ7x1y2z3",),
             timestamp=datetime(2025, 10, 14, 10, 0, 0, 250000, tzinfo=UTC),
             model="gpt-4o-2024-08-06",  # the response model beats the requested alias
             provider="openai",
@@ -405,3 +406,41 @@ def test_ndjson_requests_index_across_lines_and_reject_a_bad_line() -> None:
 def test_ndjson_with_no_readable_line_raises() -> None:
     with pytest.raises(PayloadError):
         parse_logs(b"nope\nstill nope\n", ndjson=True)
+
+
+def test_agent_spans_are_not_counted_on_top_of_their_calls() -> None:
+    """Copilot's `invoke_agent` spans carry the totals of their `chat` turns (a sub-agent's too): only the
+    inference spans are usage (DESIGN §3)."""
+    batch = parse_traces((FIXTURES / "copilot_span_tree.json").read_bytes())
+    assert [r.call_ids for r in batch.records] == [(f"chatcmpl-copilot-000{i}",) for i in range(1, 5)]
+    assert sum(r.input_tokens for r in batch.records) == 1500 + 2100 + 1800 + 2600
+    assert sum(r.output_tokens for r in batch.records) == 250 + 90 + 120 + 400
+    assert batch.skipped == 5  # two invoke_agent and three execute_tool spans
+    assert {r.attribution.branch for r in batch.records} == {"feat/copilot"}
+
+
+def _span(span_id: str, parent: str | None, *, operation: str | None, tokens: int) -> dict[str, Any]:
+    attributes = [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]
+    attributes.append({"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(tokens)}})
+    if operation is not None:
+        attributes.append({"key": "gen_ai.operation.name", "value": {"stringValue": operation}})
+    span = {
+        "traceId": "ab" * 16,
+        "spanId": span_id,
+        "startTimeUnixNano": "1763114400000000000",
+        "attributes": attributes,
+    }
+    return span | ({"parentSpanId": parent} if parent else {})
+
+
+def test_an_unnamed_span_with_usage_counts_only_when_it_is_a_leaf() -> None:
+    spans = [
+        _span("0000000000000001", None, operation=None, tokens=300),  # sums its children: skipped
+        _span("0000000000000002", "0000000000000001", operation=None, tokens=100),  # a leaf: counted
+        _span("0000000000000003", "0000000000000001", operation="chat", tokens=200),  # inference: counted
+        _span("0000000000000004", None, operation="invoke_workflow", tokens=999),  # never
+    ]
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).encode()
+    batch = parse_traces(body)
+    assert sorted(r.input_tokens for r in batch.records) == [100, 200]
+    assert batch.skipped == 2
