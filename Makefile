@@ -34,8 +34,22 @@ lint: install ## ruff
 typecheck: install ## mypy --strict on app/
 	$(BIN)/mypy
 
+.PHONY: browser
+browser: ## Make sure Debian's Chromium is there for the browser test (installs it as root, else says how)
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser test needs Debian's Chromium at /usr/bin/chromium. Install it with:" >&2; \
+	    echo "  sudo apt-get install -y chromium" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
 .PHONY: test
-test: install lint typecheck ## Lint, type-check and run every test (SQLite and PostgreSQL)
+test: install lint typecheck browser ## Lint, type-check and run every test (SQLite and PostgreSQL, started if needed)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 .PHONY: migrate

