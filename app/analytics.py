@@ -96,8 +96,11 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def latest_usage(session: Session, scope: Scope) -> datetime | None:
-    value = session.execute(sa.select(sa.func.max(U.timestamp)).where(_usage_scope(scope))).scalar_one()
+def latest_usage(session: Session, scope: Scope, *, before: datetime) -> datetime | None:
+    """The scope's latest usage before `before`: a row dated in the far future (stored before ingest checked
+    timestamps) must not drag the default period there."""
+    latest = sa.select(sa.func.max(U.timestamp)).where(_usage_scope(scope), U.timestamp < before)
+    value = session.execute(latest).scalar_one()
     return None if value is None else as_utc(value)
 
 
@@ -106,7 +109,7 @@ def default_period(
 ) -> Period:
     """The last 30 days up to now; when the scope has no usage in them, the 30 days up to its latest usage."""
     if until is None:
-        latest = latest_usage(session, scope) if since is None else None
+        latest = latest_usage(session, scope, before=now + timedelta(days=1)) if since is None else None
         until = now
         if latest is not None and not now - timedelta(days=DEFAULT_DAYS) <= latest < now:
             until = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from app.deps import ERROR_RESPONSES, OwnerDep, SessionDep
+from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, OwnerDep, SessionDep
 from app.models import Usage
 from app.money import from_nanousd, usd_str
+from app.report_api import BadPeriod, utc_bound
 
 router = APIRouter(tags=["read"])
 U = Usage.__table__.c  # type: ignore[attr-defined]
@@ -117,7 +118,7 @@ def repo_usage(
 @router.get(
     "/v1/repos/{owner}/{repo}/usage",
     summary="Usage of a repository, matched to a PR or not",
-    responses={status: ERROR_RESPONSES[status] for status in (401, 403)},
+    responses={**{status: ERROR_RESPONSES[status] for status in (401, 403)}, **INVALID_INPUT_RESPONSE},
 )
 def get_repo_usage(
     owner: str,
@@ -129,4 +130,10 @@ def get_repo_usage(
     until: datetime | None = Query(default=None, description="RFC 3339; exclusive"),
 ) -> dict[str, Any]:
     full_name = authorize_repo(owner, repo, caller=caller)
+    try:
+        # In UTC before they reach SQL: SQLite compares stored UTC text, so an offset would otherwise be ignored.
+        since = None if since is None else utc_bound(since, text=since.isoformat())
+        until = None if until is None else utc_bound(until, text=until.isoformat())
+    except BadPeriod as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
     return repo_usage(session, repo=full_name, branch=branch, since=since, until=until)
