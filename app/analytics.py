@@ -41,6 +41,7 @@ from app.outcome_report import (
     Spend,
     monday,
 )
+from app.pricing import canonical_model
 from app.rematch import USAGE, U
 from app.repo_state import PULLS, REPOSITORIES, default_branches
 
@@ -121,9 +122,9 @@ def default_period(
 def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
     day = _day(session)
     rows = session.execute(
-        sa.select(day.label("day"), U.model, *_spend_columns())
+        sa.select(day.label("day"), U.model, U.provider, *_spend_columns())
         .where(_usage_scope(scope), _window(period))
-        .group_by(day, U.model)
+        .group_by(day, U.model, U.provider)
     ).all()
     kind: Literal["day", "week"] = "day" if period.days <= MAX_DAILY_BUCKETS else "week"
     start = period.since.date() if kind == "day" else monday(period.since.date())
@@ -137,7 +138,8 @@ def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["d
     for row in rows:
         key = _as_date(row.day) if kind == "day" else monday(_as_date(row.day))
         models = costs.setdefault(key, {})
-        models[row.model] = models.get(row.model, Decimal(0)) + _usd(row.cost)
+        model = canonical_model(row.provider, row.model)
+        models[model] = models.get(model, Decimal(0)) + _usd(row.cost)
     return kind, tuple(
         Bucket(key, tuple(sorted(((m, c) for m, c in models.items() if c), key=lambda mc: (-mc[1], mc[0]))))
         for key, models in sorted(costs.items())
@@ -151,6 +153,19 @@ def _by(session: Session, column: Any, where: Any) -> list[Any]:
 def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
     spends = [NamedSpend(row.name, _spend(row)) for row in rows]
     return tuple(sorted(spends, key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or "")))
+
+
+def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
+    """Spend per model, the spellings of one model (dated, routed, cloud ids) summed under its canonical name."""
+    rows = session.execute(sa.select(U.model, U.provider, *_spend_columns()).where(where).group_by(U.model, U.provider))
+    spends: dict[str, Spend] = defaultdict(Spend)
+    for row in rows:
+        spends[canonical_model(row.provider, row.model)] += _spend(row)
+    return tuple(sorted((NamedSpend(name, spend) for name, spend in spends.items()), key=_costliest))
+
+
+def _costliest(item: NamedSpend) -> tuple[Decimal, int, str]:
+    return (-item.spend.cost_usd, -item.spend.records, item.name or "")
 
 
 def _outcome(row: Any) -> Outcome:
@@ -313,7 +328,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         totals=sum((_spend(row) for row in agents), Spend()),
         tokens=int(tokens),
         by_bucket=buckets,
-        by_model=_named(_by(session, U.model, where)),
+        by_model=_by_model(session, where),
         merged_weeks=tuple(_merged_week(week, rows) for week, rows in sorted(weeks.items())),
         merged=_merged_week(period.since.date(), merged_rows) if merged_rows else None,
         outcomes=tuple(outcomes),
