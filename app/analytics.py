@@ -23,6 +23,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.budget import parse_repo_config
 from app.db import as_utc
 from app.money import from_nanousd
 from app.outcome_report import (
@@ -41,6 +42,7 @@ from app.outcome_report import (
     Spend,
     monday,
 )
+from app.people import learned_logins, login_of
 from app.pricing import canonical_model
 from app.rematch import USAGE, U
 from app.repo_state import PULLS, REPOSITORIES, default_branches
@@ -162,6 +164,26 @@ def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
     for row in rows:
         spends[canonical_model(row.provider, row.model)] += _spend(row)
     return tuple(sorted((NamedSpend(name, spend) for name, spend in spends.items()), key=_costliest))
+
+
+def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict[str | None, Spend]:
+    """Unmatched spend by the usage's actor, shown as the GitHub login it belongs to where that is known (the
+    `people:` of the record's repository, then what GitHub told the owner), so one person is one row."""
+    rows = session.execute(
+        sa.select(U.repo, U.actor, *_spend_columns()).where(unmatched).group_by(U.repo, U.actor)
+    ).all()
+    configs = session.execute(
+        sa.select(REPOSITORIES.c.full_name, REPOSITORIES.c.config_text).where(
+            REPOSITORIES.c.full_name.in_(sorted({row.repo for row in rows}))
+        )
+    )
+    people = {name: parse_repo_config(text).config.people for name, text in configs}
+    learned = learned_logins(session, owner=scope.owner, actors={row.actor for row in rows})
+    spends: dict[str | None, Spend] = defaultdict(Spend)
+    for row in rows:
+        name = row.actor and (login_of(row.actor, configured=people.get(row.repo, {}), learned=learned) or row.actor)
+        spends[name or None] += _spend(row)
+    return spends
 
 
 def _costliest(item: NamedSpend) -> tuple[Decimal, int, str]:
@@ -313,8 +335,8 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     for pull in pulls:
         authors[pull.author or None][0] += pull.spend
         authors[pull.author or None][1] += pull.spend.cost_usd
-    for row in _by(session, U.actor, unmatched):
-        authors[row.name][0] += _spend(row)
+    for person, spend in _unmatched_by_person(session, scope, unmatched).items():
+        authors[person][0] += spend
 
     merged_rows = _merged_rows(session, scope, period)
     weeks: dict[date, list[Any]] = defaultdict(list)

@@ -20,7 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs, metrics, repo_state
+from app import jobs, metrics, people, repo_state
 from app.events import (
     CheckRerequest,
     Ignored,
@@ -184,6 +184,7 @@ class Worker:
         repo_state.upsert_repository(
             session, repo=event.repo, installation_id=event.installation_id, default_branch=event.default_branch
         )
+        people.record_people(session, owner=event.repo.split("/")[0], authors=event.authors)
         if event.branch == event.default_branch:
             # The budget is read from the default branch: a push there may change it for every open PR.
             session.execute(
