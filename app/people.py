@@ -31,6 +31,7 @@ from app.models import Person
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
 MAX_LOGIN_CHARS = 100  # the column; GitHub's own limit is 39
 _LOOKUP_CHUNK = 500  # identities per IN (...) list
+_WRITE_CHUNK = 500  # rows per INSERT (a push lists up to 2,048 commits)
 
 
 def record_people(session: Session, *, owner: str, authors: Iterable[CommitAuthor]) -> int:
@@ -53,15 +54,16 @@ def record_people(session: Session, *, owner: str, authors: Iterable[CommitAutho
         for email, login in sorted(learned.items())
     ]
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(PEOPLE).values(rows)
-    # One statement, safe against another worker learning the same e-mail at the same time; unchanged rows stay.
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[PEOPLE.c.owner, PEOPLE.c.identity],
-            set_={"login": statement.excluded.login, "updated_at": statement.excluded.updated_at},
-            where=PEOPLE.c.login != statement.excluded.login,
+    for start in range(0, len(rows), _WRITE_CHUNK):
+        statement = dialect.insert(PEOPLE).values(rows[start : start + _WRITE_CHUNK])
+        # Safe against another worker learning the same e-mail at the same time; unchanged rows are not written.
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[PEOPLE.c.owner, PEOPLE.c.identity],
+                set_={"login": statement.excluded.login, "updated_at": statement.excluded.updated_at},
+                where=PEOPLE.c.login != statement.excluded.login,
+            )
         )
-    )
     return len(rows)
 
 

@@ -24,6 +24,7 @@ from app.budget import parse_repo_config
 from app.dashboard import COOKIE
 from app.events import CommitAuthor, PullCommit, PushEvent, parse_event, parse_pull_commits
 from app.main import create_app
+from app.people import logins_of, record_people
 from app.settings import Settings
 from tests.conftest import make_token
 from tests.fake_github import FakeGitHub
@@ -252,3 +253,20 @@ def test_what_one_owner_learned_never_names_another_owners_actors(client: TestCl
     as_umbrella = {"Authorization": f"Bearer {tokens['umbrella']}"}
     umbrella = client.get("/v1/orgs/umbrella/report", params=PERIOD, headers=as_umbrella).json()
     assert [a["author"] for a in umbrella["by_author"]] == ["alice@acme.dev"]
+
+
+def test_a_later_answer_from_github_replaces_an_earlier_one(factory: sessionmaker[Session]) -> None:
+    def learn(owner: str, *authors: CommitAuthor) -> None:
+        with factory() as session, session.begin():
+            record_people(session, owner=owner, authors=authors)
+
+    def logins(owner: str, *actors: str) -> dict[str, str]:
+        with factory() as session:
+            return logins_of(session, owner=owner, configured={"al": "alice"}, actors=actors)
+
+    learn("acme", CommitAuthor("kim@acme.dev", "Kim", "kim-old"), CommitAuthor("kim@acme.dev", "Kim", "kim-old"))
+    learn("umbrella", CommitAuthor("kim@acme.dev", "Kim", "someone-else"))
+    assert logins("acme", "Kim@Acme.dev", "al", "nobody@acme.dev", "kim") == {"Kim@Acme.dev": "kim-old", "al": "alice"}
+    learn("acme", CommitAuthor("kim@acme.dev", "Kim", "kim"), CommitAuthor("lee@acme.dev", "Lee", None))
+    assert logins("acme", "kim@acme.dev", "lee@acme.dev") == {"kim@acme.dev": "kim"}
+    assert logins("umbrella", "kim@acme.dev") == {"kim@acme.dev": "someone-else"}
