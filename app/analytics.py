@@ -153,8 +153,7 @@ def _by(session: Session, column: Any, where: Any) -> list[Any]:
 
 
 def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
-    spends = [NamedSpend(row.name, _spend(row)) for row in rows]
-    return tuple(sorted(spends, key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or "")))
+    return tuple(sorted((NamedSpend(row.name, _spend(row)) for row in rows), key=_costliest))
 
 
 def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
@@ -181,8 +180,8 @@ def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict
     learned = learned_logins(session, owner=scope.owner, actors={row.actor for row in rows})
     spends: dict[str | None, Spend] = defaultdict(Spend)
     for row in rows:
-        name = row.actor and (login_of(row.actor, configured=people.get(row.repo, {}), learned=learned) or row.actor)
-        spends[name or None] += _spend(row)
+        login = login_of(row.actor, configured=people.get(row.repo, {}), learned=learned) if row.actor else None
+        spends[login or row.actor or None] += _spend(row)
     return spends
 
 
@@ -358,7 +357,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         by_author=tuple(
             sorted(
                 (NamedSpend(name, spend, on_pulls) for name, (spend, on_pulls) in authors.items()),
-                key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or ""),
+                key=_costliest,
             )
         ),
         by_agent=_named(agents),
