@@ -62,6 +62,15 @@ def read_origin(folder: Path, *, git: GitRunner = _git) -> str | None:
     return url if code == 0 and url else None
 
 
+def read_identity(folder: Path | None, *, git: GitRunner = _git) -> str | None:
+    """`git config user.email` of the checkout at `folder` (None: the current directory); None when unset."""
+    try:
+        code, email = git(["config", "user.email"], folder)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return email if code == 0 and email else None
+
+
 def read_checkout(folder: Path | None = None, *, git: GitRunner = _git) -> Checkout:
     """Repository, branch and HEAD of the checkout at `folder` (default: the current directory)."""
     where = str(folder) if folder is not None else "the current directory"

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.budget import parse_repo_config
 from app.db import as_utc
 from app.money import from_nanousd
 from app.outcome_report import (
@@ -41,6 +42,8 @@ from app.outcome_report import (
     Spend,
     monday,
 )
+from app.people import learned_logins, login_of
+from app.pricing import canonical_model
 from app.rematch import USAGE, U
 from app.repo_state import PULLS, REPOSITORIES, default_branches
 
@@ -104,8 +107,11 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def latest_usage(session: Session, scope: Scope) -> datetime | None:
-    value = session.execute(sa.select(sa.func.max(U.timestamp)).where(_usage_scope(scope))).scalar_one()
+def latest_usage(session: Session, scope: Scope, *, before: datetime) -> datetime | None:
+    """The scope's latest usage before `before`: a row dated in the far future (stored before ingest checked
+    timestamps) must not drag the default period there."""
+    latest = sa.select(sa.func.max(U.timestamp)).where(_usage_scope(scope), U.timestamp < before)
+    value = session.execute(latest).scalar_one()
     return None if value is None else as_utc(value)
 
 
@@ -114,7 +120,7 @@ def default_period(
 ) -> Period:
     """The last 30 days up to now; when the scope has no usage in them, the 30 days up to its latest usage."""
     if until is None:
-        latest = latest_usage(session, scope) if since is None else None
+        latest = latest_usage(session, scope, before=now + timedelta(days=1)) if since is None else None
         until = now
         if latest is not None and not now - timedelta(days=DEFAULT_DAYS) <= latest < now:
             until = datetime.combine(latest.date() + timedelta(days=1), datetime.min.time(), UTC)
@@ -126,9 +132,9 @@ def default_period(
 def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
     day = _day(session)
     rows = session.execute(
-        sa.select(day.label("day"), U.model, *_spend_columns())
+        sa.select(day.label("day"), U.model, U.provider, *_spend_columns())
         .where(_usage_scope(scope), _window(period))
-        .group_by(day, U.model)
+        .group_by(day, U.model, U.provider)
     ).all()
     kind: Literal["day", "week"] = "day" if period.days <= MAX_DAILY_BUCKETS else "week"
     start = period.since.date() if kind == "day" else monday(period.since.date())
@@ -142,7 +148,8 @@ def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["d
     for row in rows:
         key = _as_date(row.day) if kind == "day" else monday(_as_date(row.day))
         models = costs.setdefault(key, {})
-        models[row.model] = models.get(row.model, Decimal(0)) + _usd(row.cost)
+        model = canonical_model(row.provider, row.model)
+        models[model] = models.get(model, Decimal(0)) + _usd(row.cost)
     return kind, tuple(
         Bucket(key, tuple(sorted(((m, c) for m, c in models.items() if c), key=lambda mc: (-mc[1], mc[0]))))
         for key, models in sorted(costs.items())
@@ -154,8 +161,40 @@ def _by(session: Session, column: Any, where: Any) -> list[Any]:
 
 
 def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
-    spends = [NamedSpend(row.name, _spend(row)) for row in rows]
-    return tuple(sorted(spends, key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or "")))
+    return tuple(sorted((NamedSpend(row.name, _spend(row)) for row in rows), key=_costliest))
+
+
+def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
+    """Spend per model, the spellings of one model (dated, routed, cloud ids) summed under its canonical name."""
+    rows = session.execute(sa.select(U.model, U.provider, *_spend_columns()).where(where).group_by(U.model, U.provider))
+    spends: dict[str, Spend] = defaultdict(Spend)
+    for row in rows:
+        spends[canonical_model(row.provider, row.model)] += _spend(row)
+    return tuple(sorted((NamedSpend(name, spend) for name, spend in spends.items()), key=_costliest))
+
+
+def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict[str | None, Spend]:
+    """Unmatched spend by the usage's actor, shown as the GitHub login it belongs to where that is known (the
+    `people:` of the record's repository, then what GitHub told the owner), so one person is one row."""
+    rows = session.execute(
+        sa.select(U.repo, U.actor, *_spend_columns()).where(unmatched).group_by(U.repo, U.actor)
+    ).all()
+    configs = session.execute(
+        sa.select(REPOSITORIES.c.full_name, REPOSITORIES.c.config_text).where(
+            REPOSITORIES.c.full_name.in_(sorted({row.repo for row in rows}))
+        )
+    )
+    people = {name: parse_repo_config(text).config.people for name, text in configs}
+    learned = learned_logins(session, owner=scope.owner, actors={row.actor for row in rows})
+    spends: dict[str | None, Spend] = defaultdict(Spend)
+    for row in rows:
+        login = login_of(row.actor, configured=people.get(row.repo, {}), learned=learned) if row.actor else None
+        spends[login or row.actor or None] += _spend(row)
+    return spends
+
+
+def _costliest(item: NamedSpend) -> tuple[Decimal, int, str]:
+    return (-item.spend.cost_usd, -item.spend.records, item.name or "")
 
 
 def _outcome(row: Any) -> Outcome:
@@ -310,8 +349,8 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     for pull in pulls:
         authors[pull.author or None][0] += pull.spend
         authors[pull.author or None][1] += pull.spend.cost_usd
-    for row in _by(session, U.actor, unmatched):
-        authors[row.name][0] += _spend(row)
+    for person, spend in _unmatched_by_person(session, scope, unmatched).items():
+        authors[person][0] += spend
 
     merged_rows = _merged_rows(session, scope, period)
     weeks: dict[date, list[Any]] = defaultdict(list)
@@ -325,7 +364,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         totals=sum((_spend(row) for row in agents), Spend()),
         tokens=int(tokens),
         by_bucket=buckets,
-        by_model=_named(_by(session, U.model, where)),
+        by_model=_by_model(session, where),
         merged_weeks=tuple(_merged_week(week, rows) for week, rows in sorted(weeks.items())),
         merged=_merged_week(period.since.date(), merged_rows) if merged_rows else None,
         outcomes=tuple(outcomes),
@@ -333,7 +372,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         by_author=tuple(
             sorted(
                 (NamedSpend(name, spend, on_pulls) for name, (spend, on_pulls) in authors.items()),
-                key=lambda n: (-n.spend.cost_usd, -n.spend.records, n.name or ""),
+                key=_costliest,
             )
         ),
         by_agent=_named(agents),

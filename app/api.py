@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -9,9 +10,11 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from app.deps import ERROR_RESPONSES, OwnerDep, SessionDep
+from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, OwnerDep, SessionDep
 from app.models import Usage
 from app.money import from_nanousd, usd_str
+from app.pricing import canonical_model
+from app.report_api import BadPeriod, utc_bound
 
 router = APIRouter(tags=["read"])
 U = Usage.__table__.c  # type: ignore[attr-defined]
@@ -79,10 +82,7 @@ def repo_usage(
         .order_by(sa.desc("cost"), U.branch)
     ).all()
     by_model = session.execute(
-        sa.select(U.model, U.provider, *_totals_columns())
-        .where(where)
-        .group_by(U.model, U.provider)
-        .order_by(sa.desc("cost"), U.model)
+        sa.select(U.model, U.provider, *_totals_columns()).where(where).group_by(U.model, U.provider)
     ).all()
     return {
         "repo": repo,
@@ -100,24 +100,42 @@ def repo_usage(
             }
             for row in by_branch
         ],
-        "by_model": [
-            {
-                "model": row.model,
-                "provider": row.provider,
-                "records": int(row.records),
-                "unpriced_records": int(row.unpriced),
-                "cost_usd": _money(row.cost),
-                **_tokens(row),
-            }
-            for row in by_model
-        ],
+        "by_model": _by_canonical_model(by_model),
     }
+
+
+_SUMMED = ("records", "unpriced", "cost", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+           "output_tokens", "reasoning_tokens")  # fmt: skip
+
+
+def _by_canonical_model(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    """The (model, provider) rows SQL grouped, summed under each model's canonical name (DESIGN §2: one model,
+    one row), costliest first; `raw_models` lists the ids the records carry when they differ from that name."""
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(canonical_model(row.provider, row.model), []).append(row)
+    merged: list[tuple[int, str, dict[str, Any]]] = []
+    for name, members in groups.items():
+        sums = {key: sum(int(getattr(row, key) or 0) for row in members) for key in _SUMMED}
+        members.sort(key=lambda row: (-int(row.cost or 0), row.model, row.provider or ""))
+        raw = sorted({row.model for row in members})
+        item = {
+            "model": name,
+            "provider": ", ".join(dict.fromkeys(row.provider for row in members if row.provider)) or None,
+            "records": sums["records"],
+            "unpriced_records": sums["unpriced"],
+            "cost_usd": _money(sums["cost"]),
+            **{key: sums[key] for key in _SUMMED[3:]},
+            **({"raw_models": raw} if raw != [name] else {}),
+        }
+        merged.append((-sums["cost"], name, item))
+    return [item for *_, item in sorted(merged, key=lambda entry: entry[:2])]
 
 
 @router.get(
     "/v1/repos/{owner}/{repo}/usage",
     summary="Usage of a repository, matched to a PR or not",
-    responses={status: ERROR_RESPONSES[status] for status in (401, 403)},
+    responses={**{status: ERROR_RESPONSES[status] for status in (401, 403)}, **INVALID_INPUT_RESPONSE},
 )
 def get_repo_usage(
     owner: str,
@@ -129,4 +147,10 @@ def get_repo_usage(
     until: datetime | None = Query(default=None, description="RFC 3339; exclusive"),
 ) -> dict[str, Any]:
     full_name = authorize_repo(owner, repo, caller=caller)
+    try:
+        # In UTC before they reach SQL: SQLite compares stored UTC text, so an offset would otherwise be ignored.
+        since = None if since is None else utc_bound(since, text=since.isoformat())
+        until = None if until is None else utc_bound(until, text=until.isoformat())
+    except BadPeriod as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
     return repo_usage(session, repo=full_name, branch=branch, since=since, until=until)

@@ -1,4 +1,5 @@
 """Budgets (DESIGN §7): the repository's `.github/tokentrail.yml` and the verdict of a PR's spend against it.
+The same file maps the names people use in usage records to their GitHub logins (`people:`, DESIGN §2).
 
 Pure. `parse_repo_config` never raises: a broken file is reported as readable errors (key path and line) for the
 check run, and the keys that are valid still apply (an unrelated typo must not switch a budget off). Reasons are
@@ -8,13 +9,14 @@ human text, so the small number formats they use live here and `render` reuses t
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, TypeAlias
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 Status: TypeAlias = Literal["pass", "warn", "fail", "none"]
 Conclusion: TypeAlias = Literal["success", "neutral", "failure"]
@@ -63,13 +65,41 @@ class CommentConfig(_Section):
         return "off" if value is False else value  # YAML 1.1 reads an unquoted `off` as false
 
 
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
+MAX_IDENTITY_CHARS = 255  # an actor is at most this long (DESIGN §2 limits)
+
+
+def person_key(actor: str) -> str:
+    """How an actor (an e-mail, a local user name) is looked up in `people:` and in what GitHub told us: trimmed
+    and lower-cased, so `Alice@Acme.dev` is `alice@acme.dev`."""
+    return actor.strip().lower()
+
+
+def _identity(value: str) -> str:
+    key = person_key(value)
+    if not key or len(key) > MAX_IDENTITY_CHARS:
+        raise ValueError(f"expected an e-mail or a user name of 1 to {MAX_IDENTITY_CHARS} characters")
+    return key
+
+
+def _github_login(value: str) -> str:
+    login = value.strip().removeprefix("@")
+    if not _GITHUB_LOGIN.match(login):
+        raise ValueError(f"not a GitHub login: {value!r}")
+    return login
+
+
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     comment: CommentConfig = Field(default_factory=CommentConfig)
     check_run: bool = True
+    # E-mail or local user name (as usage records name their actor) → GitHub login; keys are `person_key`s.
+    people: dict[Annotated[str, AfterValidator(_identity)], Annotated[str, AfterValidator(_github_login)]] = Field(
+        default_factory=dict
+    )
 
-    @field_validator("budget", "comment", mode="before")
+    @field_validator("budget", "comment", "people", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # `budget:` with nothing under it is an empty section
@@ -114,6 +144,9 @@ def _line(node: yaml.Node | None) -> str:
 def _message(error: Mapping[str, Any], nodes: Nodes) -> tuple[int, str]:
     """(line, "budget.max_cost (line 4): unknown key (did you mean max_cost_per_pr?)")."""
     loc = tuple(error["loc"])
+    is_key = loc[-1:] == ("[key]",)  # a key of `people:` that is no e-mail or name: named by the key itself
+    if is_key:
+        loc = (*loc[:-2], str(loc[-2]))
     unknown = error["type"] in ("extra_forbidden", "invalid_key")  # invalid_key: a key that is not a string
     if unknown:
         loc = (*loc[:-1], str(loc[-1]))
@@ -127,8 +160,10 @@ def _message(error: Mapping[str, Any], nodes: Nodes) -> tuple[int, str]:
         hint = f" (did you mean {guess[0]}?)" if guess else ""
         return _at(key), f"{path}{_line(key)}: unknown key{hint}"
     msg = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "model_type":
+    if error["type"] in ("model_type", "dict_type"):
         msg = "expected a mapping of keys"
+    elif loc[0] == "people" and error["type"] == "string_type":
+        msg = "expected an e-mail or a user name" if is_key else "expected a GitHub login"
     return _at(value or key), f"{path}{_line(value or key)}: {msg}"
 
 
@@ -171,7 +206,8 @@ def parse_repo_config(text: str | None) -> ConfigResult:
     if data is None:
         return ConfigResult()
     if not isinstance(data, dict):
-        return ConfigResult(errors=[f"top level{_line(root)}: expected a mapping with budget, comment, check_run"])
+        expected = ", ".join(RepoConfig.model_fields)
+        return ConfigResult(errors=[f"top level{_line(root)}: expected a mapping with {expected}"])
     # Copied two levels deep (all `_drop` edits): a YAML alias may share one mapping between sections.
     data = {str(key): dict(value) if isinstance(value, dict) else value for key, value in data.items()}
     try:

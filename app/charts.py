@@ -8,6 +8,7 @@ from the Okabe–Ito palette (told apart with colour-blindness; text labels carr
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,13 @@ def _dec(value: Number) -> Decimal:
 
 def _color(index: int, chosen: str | None) -> str:
     return chosen or PALETTE[index % len(PALETTE)]
+
+
+def series_color(name: str) -> str:
+    """The colour of a named series (a model) on every chart and page: a stable hash of the name into the palette,
+    never its rank on one page, so a model keeps its colour when the period or the repository changes. Two
+    names may share a colour; the legend and every mark's tooltip name them."""
+    return PALETTE[hashlib.sha256(name.encode()).digest()[0] % len(PALETTE)]
 
 
 def nice_step(maximum: float, ticks: int = 4) -> float:

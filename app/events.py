@@ -83,6 +83,22 @@ class ReviewEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitAuthor:
+    """A commit's author as GitHub reports it: the git e-mail and name, and the GitHub account GitHub linked to
+    that e-mail (None when no account verified it)."""
+
+    email: str | None  # lower-cased
+    name: str | None
+    login: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PullCommit:
+    sha: str
+    author: CommitAuthor
+
+
+@dataclass(frozen=True, slots=True)
 class PushEvent:
     installation_id: int | None
     repo: str
@@ -95,6 +111,7 @@ class PushEvent:
     forced: bool
     commits: tuple[str, ...]
     pushed_at: datetime
+    authors: tuple[CommitAuthor, ...] = ()  # of the pushed commits
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +307,24 @@ def _review(payload: dict[str, Any]) -> ReviewEvent:
     )
 
 
+def commit_author(git_author: Any, login: Any) -> CommitAuthor:
+    """From a commit's git author ({name, email}) and the login GitHub matched to it (a push's `username`, the
+    REST commit's top-level `author.login`)."""
+    email = _text(dig(git_author, "email")).strip().lower()
+    name = _text(dig(git_author, "name")).strip()
+    return CommitAuthor(email=email or None, name=name or None, login=_text(login).strip() or None)
+
+
+def parse_pull_commits(items: Any) -> list[PullCommit]:
+    """`GET /repos/{o}/{r}/pulls/{n}/commits` items: each sha with its author (items without a sha are skipped)."""
+    commits = [item for item in _items(items) if isinstance(item, dict) and isinstance(item.get("sha"), str)]
+    return [
+        PullCommit(item["sha"].lower(), commit_author(dig(item, "commit", "author"), dig(item, "author", "login")))
+        for item in commits
+        if item["sha"]
+    ]
+
+
 def _push(payload: dict[str, Any]) -> PushEvent:
     repo, default_branch = _repo_of(payload)
     ref = _text(payload.get("ref"))
@@ -313,6 +348,11 @@ def _push(payload: dict[str, Any]) -> PushEvent:
         forced=bool(payload.get("forced")),
         commits=commits,
         pushed_at=pushed_at or datetime.now(tz=UTC),
+        authors=tuple(
+            commit_author(c.get("author"), dig(c, "author", "username"))
+            for c in _items(payload.get("commits"))
+            if isinstance(c, dict)
+        ),
     )
 
 

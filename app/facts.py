@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.budget import ConfigResult, limits_with_overrides, parse_repo_config
 from app.db import as_utc, utcnow
 from app.money import from_nanousd
+from app.people import logins_of
 from app.rematch import U
 from app.repo_state import PULLS, PUSHES, REPOSITORIES, REVIEWS, pull_labels
 from app.report import (
@@ -221,4 +222,10 @@ def gather_facts(
         limits=limits_with_overrides(config.config, **(overrides or {})),
         generated_at=now or utcnow(),
         public_url=public_url,
+        logins=logins_of(
+            session,
+            owner=repo.split("/")[0],
+            configured=config.config.people,
+            actors=[row.actor for row in by_actor],
+        ),
     )

@@ -19,6 +19,7 @@ from githubkit.cache import MemCacheStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
 from app import metrics
+from app.events import PullCommit, parse_pull_commits
 from app.settings import Settings
 
 log = logging.getLogger("tokentrail.github")
@@ -132,12 +133,13 @@ class GitHubApp:
             if len(batch) < 100:
                 return
 
-    def list_pull_commits(self, installation_id: int, repo: str, number: int) -> list[str]:
+    def list_pull_commits(self, installation_id: int, repo: str, number: int) -> list[PullCommit]:
+        """The PR's commits, each with its author's e-mail, name and the login GitHub linked to that e-mail."""
         owner, name = repo.split("/", 1)
         pulls = self._client(installation_id).rest.pulls
         # GitHub lists at most 250 commits of a pull request.
         items = self._pages(lambda page: pulls.list_commits(owner, name, number, per_page=100, page=page), max_pages=3)
-        return [str(item["sha"]).lower() for item in items if "sha" in item]
+        return parse_pull_commits(list(items))
 
     def list_reviews(self, installation_id: int, repo: str, number: int) -> list[dict[str, Any]]:
         owner, name = repo.split("/", 1)

@@ -11,6 +11,9 @@ How a transcript folder becomes requests:
   that folder when it still exists (once per folder) and sent as `x-vcs-repository-url-full`; the branch comes
   from the transcript itself (`gitBranch` per line; Codex `session_meta.git`), never from today's checkout.
   `--repo owner/name` sets the repository header for everything imported (a moved or deleted folder).
+- Identity: each request carries `x-tokentrail-actor` with the git e-mail (`git config user.email`) of the
+  checkout its sessions ran in (of the current directory when that folder is gone): transcripts name no person,
+  and the server fills the actor of every record that lacks one from it.
 - Requests respect the server's limits (10 MB, 10,000 lines) and `--batch-lines`; a session's lines stay in order.
   Claude Code lines of several sessions that share a repository travel together (the parser keys records on
   message ids, so any split is safe; a streamed message cut in two is reconciled by the server, which keeps the
@@ -42,7 +45,7 @@ from typing import IO, Any, Protocol
 
 import httpx
 
-from app.agent_env import normalize_remote, read_origin, redact_url
+from app.agent_env import normalize_remote, read_identity, read_origin, redact_url
 from app.attribution import Attribution, normalize_repo
 from app.parsing import to_int
 from app.records import ParsedBatch, PayloadError
@@ -54,6 +57,7 @@ MAX_LINES = 10_000
 DEFAULT_BATCH_LINES = 5_000
 _NO_REPOSITORY = "no repository"
 _CWD_SCAN_LINES = 5_000  # how far into a file to look for its `cwd`
+ACTOR_HEADER = "x-tokentrail-actor"
 
 
 # --- finding transcripts ------------------------------------------------------------------------------------------
@@ -177,6 +181,7 @@ class Chunk:
     size: int = 0
     ignore: set[int] = field(default_factory=set)
     usage_lines: int = 0  # lines that may yield records (not the prefix)
+    actor: str | None = None  # who ran the sessions (the checkout's git e-mail), sent as x-tokentrail-actor
 
     def add(self, line: bytes, *, usage: bool = True, ignore: bool = False) -> None:
         if ignore:
@@ -285,8 +290,9 @@ class Uploader(Protocol):
     def send(self, source: SourceKind, chunk: Chunk, repo_url: str | None) -> Outcome: ...
 
 
-def _headers(repo_url: str | None) -> dict[str, str]:
-    return {"x-vcs-repository-url-full": repo_url} if repo_url else {}
+def _headers(repo_url: str | None, actor: str | None = None) -> dict[str, str]:
+    headers = {"x-vcs-repository-url-full": repo_url} if repo_url else {}
+    return headers | ({ACTOR_HEADER: actor} if actor else {})
 
 
 class HttpUploader:
@@ -303,7 +309,7 @@ class HttpUploader:
         headers = {
             "Authorization": f"Bearer {self.token}",
             "Content-Type": "application/x-ndjson",
-            **_headers(repo_url),
+            **_headers(repo_url, chunk.actor),
         }
         body = b"".join(chunk.lines)
         url = self.server + source.endpoint
@@ -456,6 +462,20 @@ class RepoResolver:
         return self.cache[cwd]
 
 
+class IdentityResolver:
+    """cwd → the git e-mail of its checkout, once per folder; a folder that is gone takes the current directory's."""
+
+    def __init__(self, read: Callable[[Path | None], str | None] = read_identity) -> None:
+        self.read = read
+        self.cache: dict[str | None, str | None] = {}
+
+    def __call__(self, cwd: str | None) -> str | None:
+        folder = cwd if cwd and Path(cwd).is_dir() else None
+        if folder not in self.cache:
+            self.cache[folder] = self.read(Path(folder) if folder else None)
+        return self.cache[folder]
+
+
 @dataclass
 class Importer:
     source: SourceKind
@@ -466,6 +486,7 @@ class Importer:
     batch_bytes: int = MAX_BODY_BYTES
     repo: str | None = None  # --repo: the repository header for everything
     resolve: Callable[[str | None], str | None] = field(default_factory=RepoResolver)
+    identify: Callable[[str | None], str | None] = field(default_factory=IdentityResolver)
 
     def run(self, files: list[Path]) -> None:
         self.totals.files = len(files)
@@ -475,14 +496,15 @@ class Importer:
         for path in files:
             cwd = find_cwd(path, self.source.name)
             repo_url = self.repo or self.resolve(cwd)
+            actor = self.identify(cwd)
             if self.source.name == "codex":
-                self._send_codex(path, repo_url, cwd)
+                self._send_codex(path, repo_url, cwd, actor)
             else:
-                # Claude Code: sessions of one repository share requests; a new repository starts a new one.
-                if repo_url != pending_repo:
+                # Claude Code: sessions of one repository and person share requests; another one starts a new one.
+                if repo_url != pending_repo or actor != pending.actor:
                     if pending.lines:
                         self._send(pending, pending_repo, pending_folders)
-                    pending, pending_folders = Chunk(), set()
+                    pending, pending_folders = Chunk(actor=actor), set()
                 pending_repo = repo_url
                 pending_folders.add(_where(cwd, path))
                 with path.open("rb") as handle:
@@ -496,22 +518,24 @@ class Importer:
                             continue
                         if not pending.fits(line, max_lines=self.batch_lines, max_bytes=self.batch_bytes):
                             self._send(pending, pending_repo, pending_folders)
-                            pending, pending_folders = Chunk(), {_where(cwd, path)}
+                            pending, pending_folders = Chunk(actor=actor), {_where(cwd, path)}
                         pending.add(line)
             self.totals.files_done += 1
             self._tick()
         if pending.lines:
             self._send(pending, pending_repo, pending_folders)
 
-    def _send_codex(self, path: Path, repo_url: str | None, cwd: str | None) -> None:
+    def _send_codex(self, path: Path, repo_url: str | None, cwd: str | None, actor: str | None) -> None:
         chunker = CodexChunker(max_lines=self.batch_lines, max_bytes=self.batch_bytes)
         folders = {_where(cwd, path)}
         with path.open("rb") as handle:
             for raw in handle:
                 self.totals.lines += 1
                 for chunk in chunker.feed(raw):
+                    chunk.actor = actor
                     self._send(chunk, repo_url, folders)
         for chunk in chunker.finish():
+            chunk.actor = actor
             self._send(chunk, repo_url, folders)
         self.totals.oversized_lines += chunker.oversized
 

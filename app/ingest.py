@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,8 @@ from app.tokens import TokenIdentity
 router = APIRouter(tags=["ingest"])
 
 Parser = Callable[..., ParsedBatch]
+ACTOR_HEADER = "x-tokentrail-actor"
+MAX_ACTOR_CHARS = 255
 
 
 class BodyTooLarge(Exception):
@@ -210,6 +212,23 @@ def ingest(
     )
 
 
+def with_header_actor(parser: Parser, headers: Mapping[str, str]) -> Parser:
+    """The parser, filling the actor of every record that names none from `x-tokentrail-actor` (who ran the agent;
+    `tokentrail import` sends the checkout's git e-mail), as the x-vcs-* headers fill attribution."""
+    actor = headers.get(ACTOR_HEADER, "").strip()
+    if not actor:
+        return parser
+    if len(actor) > MAX_ACTOR_CHARS:
+        raise HTTPException(status_code=400, detail=f"{ACTOR_HEADER} is longer than {MAX_ACTOR_CHARS} characters")
+
+    def parse(body: bytes, *, ndjson: bool) -> ParsedBatch:
+        batch = parser(body, ndjson=ndjson)
+        batch.records = [record if record.actor else replace(record, actor=actor) for record in batch.records]
+        return batch
+
+    return parse
+
+
 async def _handle(
     request: Request, parser: Parser, *, source: str, identity: TokenIdentity, factory: Any, settings: Any
 ) -> JSONResponse:
@@ -217,7 +236,7 @@ async def _handle(
     result = await run_in_threadpool(
         ingest,
         body,
-        parser=parser,
+        parser=with_header_actor(parser, request.headers),
         ndjson=_is_ndjson(request),
         identity=identity,
         fallback=attribution_from_headers(request.headers),

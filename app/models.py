@@ -237,6 +237,21 @@ class Review(SQLModel, table=True):
     submitted_at: datetime = Field(sa_type=_utc())
 
 
+class Person(SQLModel, table=True):
+    """Whose a commit e-mail is on GitHub, as GitHub told one owner (a push's commit authors, a PR's commit list):
+    reports show an actor that is this e-mail as the login. Learned per owner; GitHub links an e-mail to the one
+    account that verified it, so a commit cannot claim someone else's login."""
+
+    __tablename__ = "people"
+    __table_args__ = (sa.UniqueConstraint("owner", "identity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(sa_type=sa.String(100))
+    identity: str = Field(sa_type=sa.String(255))  # an e-mail, lower-cased
+    login: str = Field(sa_type=sa.String(100))
+    updated_at: datetime = Field(sa_type=_utc())
+
+
 class Delivery(SQLModel, table=True):
     """A webhook delivery as received; unique on GitHub's delivery id so a redelivery is a no-op."""
 

@@ -15,7 +15,15 @@ import jinja2
 from markupsafe import Markup
 
 from app.budget import format_pct, format_tokens, format_usd
-from app.charts import Bar, Series, horizontal_bar_chart, line_chart, push_timeline_chart, stacked_bar_chart
+from app.charts import (
+    Bar,
+    Series,
+    horizontal_bar_chart,
+    line_chart,
+    push_timeline_chart,
+    series_color,
+    stacked_bar_chart,
+)
 from app.outcome_report import Analytics, NamedSpend, Outcome, Period, monday
 from app.render import TEMPLATES
 from app.report import PullRequestReport
@@ -93,7 +101,10 @@ def _spend_chart(a: Analytics, chart_id: str) -> Markup:
             totals[model] = totals.get(model, Decimal(0)) + cost
     ranked = sorted(totals, key=lambda m: (-totals[m], m))
     shown = ranked if len(ranked) <= MAX_SERIES + 1 else ranked[:MAX_SERIES]
-    series = [Series(model, [dict(b.by_model).get(model, Decimal(0)) for b in a.by_bucket]) for model in shown]
+    series = [
+        Series(model, [dict(b.by_model).get(model, Decimal(0)) for b in a.by_bucket], color=series_color(model))
+        for model in shown
+    ]
     if len(shown) < len(ranked):
         rest = [sum((c for m, c in b.by_model if m not in shown), Decimal(0)) for b in a.by_bucket]
         series.append(Series(f"{len(ranked) - len(shown)} other models", rest, color="#8C8C8C"))

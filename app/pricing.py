@@ -1,11 +1,14 @@
 """Cost of a usage record: the source's own figure when it reports one, otherwise computed with genai-prices
 from its offline snapshot at the record's timestamp (historical prices). Pure.
 
-An unknown model yields None ("unpriced"), never 0: reports count such records apart.
+An unknown model yields None ("unpriced"), never 0: reports count such records apart. The same lookup names a
+model: `canonical_model` gives genai-prices' id for every spelling of one model (dated, gateway-prefixed, Bedrock
+and Vertex ids), so reports show one row per model while each record keeps the id its source reported.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -26,6 +29,57 @@ _PROVIDER_ALIASES = {
 }
 
 
+# Bedrock's cross-region inference profiles prefix the model id with a geography ("us.anthropic.claude-…").
+_BEDROCK_REGION = re.compile(r"^(?:us|us-gov|eu|apac|ap|au|jp|ca|global)\.(?=[a-z])")
+# Bedrock's Anthropic ids: "anthropic.claude-sonnet-4-5-20250929-v1:0" is Anthropic's "claude-sonnet-4-5-20250929".
+_BEDROCK_ANTHROPIC = re.compile(r"^anthropic\.(?P<model>claude-.+?)(?:-v\d+(?::\d+)?)?$")
+# Vertex AI dates a model with "@": "claude-sonnet-4-5@20250929".
+_VERTEX_DATE = re.compile(r"^(?P<model>.+)@(?P<date>\d{8})$")
+
+
+def plain_model_spelling(model: str) -> str:
+    """The model's own id without the wrapping gateways and clouds add: the last segment of a routed name
+    ("openrouter/anthropic/claude-sonnet-4-5"), a Bedrock id without its region, vendor and version, a Vertex id
+    with its "@date" as "-date". genai-prices matches this where it does not match the wrapped spelling."""
+    text = model.strip().rsplit("/", 1)[-1]
+    text = _BEDROCK_REGION.sub("", text, count=1)
+    if bedrock := _BEDROCK_ANTHROPIC.match(text):
+        text = bedrock["model"]
+    if vertex := _VERTEX_DATE.match(text):
+        text = f"{vertex['model']}-{vertex['date']}"
+    return text or model
+
+
+def _provider_id(provider: str | None) -> str | None:
+    return _PROVIDER_ALIASES.get(provider, provider) if provider else None
+
+
+def _find_model(provider_id: str | None, model: str) -> Any | None:
+    """genai-prices' ModelInfo of (provider, model), or None when its snapshot does not know the pair."""
+    try:
+        _provider, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    return info
+
+
+@lru_cache(maxsize=4096)
+def canonical_model(provider: str | None, model: str) -> str:
+    """The name reports group a model under: genai-prices' id of the model (`claude-sonnet-4-5` for
+    `claude-sonnet-4-5-20250929`, `anthropic/claude-sonnet-4-5`, `us.anthropic.claude-sonnet-4-5-20250929-v1:0`
+    or `claude-sonnet-4-5@20250929`); a model it does not know stays as given.
+
+    The plain spelling is tried first, and without the provider first: a model reached through a cloud or a gateway
+    is then named by its maker's id (Bedrock's own id for a Claude model would be a different row)."""
+    plain = plain_model_spelling(model)
+    for spelling in dict.fromkeys((plain, model)):
+        for provider_id in dict.fromkeys((None, _provider_id(provider))):
+            info = _find_model(provider_id, spelling)
+            if info is not None:
+                return str(info.id)
+    return model
+
+
 @lru_cache(maxsize=4096)
 def _model_price(provider: str | None, model: str, day: date) -> Any | None:
     """The price table of (provider, model) in force on `day`, or None when genai-prices does not know it.
@@ -34,8 +88,7 @@ def _model_price(provider: str | None, model: str, day: date) -> Any | None:
     price by date; caching that lookup per day leaves only the arithmetic per record. Prices change at day
     granularity at most, so keying by day is exact enough and keeps the cache small.
     """
-    snapshot = data_snapshot.get_snapshot()
-    provider_id = _PROVIDER_ALIASES.get(provider or "", provider) if provider else None
+    provider_id = _provider_id(provider)
     candidates = [(provider_id, model)]
     if "/" in model:  # "anthropic/claude-sonnet-4-5" or "openrouter/..." as gateways name models
         prefix, rest = model.split("/", 1)
@@ -43,13 +96,15 @@ def _model_price(provider: str | None, model: str, day: date) -> Any | None:
         candidates.append((None, rest))
     if provider_id is not None:
         candidates.append((None, model))
-    for candidate_provider, candidate_model in candidates:
-        try:
-            _provider, info = snapshot.find_provider_model(candidate_model, None, candidate_provider, None)
-        except LookupError:
-            continue
-        moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-        return info.get_prices(moment)
+    # Last, the spelling `canonical_model` falls back to, so every model a report can name is priced too (a
+    # Bedrock id sent without its provider, a doubly routed OpenRouter name).
+    plain = plain_model_spelling(model)
+    candidates += [(provider_id, plain), (None, plain)]
+    for candidate_provider, candidate_model in dict.fromkeys(candidates):
+        info = _find_model(candidate_provider, candidate_model)
+        if info is not None:
+            moment = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+            return info.get_prices(moment)
     return None
 
 

@@ -12,10 +12,10 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import repo_state
+from app import people, repo_state
 from app.budget import conclusion_for
 from app.db import as_utc
-from app.events import Ignored, parse_pull
+from app.events import Ignored, PullCommit, parse_pull
 from app.facts import gather_facts
 from app.github import GitHubError, NotFound
 from app.money import to_nanousd
@@ -48,7 +48,7 @@ class GitHubPort(Protocol):
     """The verbs the publisher needs (app.github.GitHubApp; tests may pass a fake speaking HTTP behind it)."""
 
     def get_pull(self, installation_id: int, repo: str, number: int) -> dict[str, Any]: ...
-    def list_pull_commits(self, installation_id: int, repo: str, number: int) -> list[str]: ...
+    def list_pull_commits(self, installation_id: int, repo: str, number: int) -> list[PullCommit]: ...
     def list_reviews(self, installation_id: int, repo: str, number: int) -> list[dict[str, Any]]: ...
     def get_file(self, installation_id: int, repo: str, path: str, *, ref: str) -> str | None: ...
     def find_comment(self, installation_id: int, repo: str, number: int) -> tuple[int, str] | None: ...
@@ -136,12 +136,14 @@ class Publisher:
             snapshot = parse_pull(github.get_pull(installation_id, repo, number), repo=repo)
         except Ignored as ignored:
             raise GitHubError(f"unreadable pull request: {ignored.reason}", retryable=False) from None
-        commits = github.list_pull_commits(installation_id, repo, number)
+        pull_commits = github.list_pull_commits(installation_id, repo, number)
+        commits = [commit.sha for commit in pull_commits]
         reviews = github.list_reviews(installation_id, repo, number)
         config = self._fetch_config(session, github, installation_id=installation_id, repo=repo)
 
         newer = repo_state.upsert_pull(session, snapshot)
         new_commits = repo_state.add_commits(session, repo=repo, number=number, shas=[*commits, snapshot.head_sha])
+        people.record_people(session, owner=repo.split("/")[0], authors=[commit.author for commit in pull_commits])
         for review in reviews:
             state = _REVIEW_STATES.get(str(review.get("state", "")).upper())
             login = (review.get("user") or {}).get("login")

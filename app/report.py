@@ -8,14 +8,15 @@ shell passes `generated_at`, so a report is reproducible (and golden-file testab
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeAlias
 
 from app.budget import BudgetVerdict, ConfigResult, Limits, evaluate_budget
 from app.money import NANO, usd_str
+from app.pricing import canonical_model
 
 PrState: TypeAlias = Literal["open", "closed", "merged"]  # "closed" means closed without merge
 ReviewState: TypeAlias = Literal["approved", "changes_requested", "commented", "dismissed"]
@@ -64,8 +65,8 @@ class SpendTotals:
 
 @dataclass(frozen=True, slots=True)
 class ModelSpend:
-    model: str
-    provider: str | None
+    model: str  # as the records carry it; after `merge_models`, the canonical name (pricing.canonical_model)
+    provider: str | None  # after `merge_models`, every provider of the merged rows, comma-separated
     records: int
     unpriced_records: int
     cost_usd: Decimal
@@ -73,11 +74,17 @@ class ModelSpend:
     cache_read_tokens: int
     cache_write_tokens: int
     output_tokens: int
+    raw_models: tuple[str, ...] = ()  # after `merge_models`: the ids the records carry, sorted
+
+    @property
+    def is_renamed(self) -> bool:
+        """Whether the row stands for ids other than its name (a dated or routed spelling)."""
+        return bool(self.raw_models) and self.raw_models != (self.model,)
 
 
 @dataclass(frozen=True, slots=True)
 class ActorSpend:
-    actor: str | None  # login or email, as the usage records carry it
+    actor: str | None  # as the usage records carry it (login, email, local name); after `merge_actors`, the login
     agent: str | None
     records: int
     cost_usd: Decimal
@@ -128,6 +135,8 @@ class ReportFacts:
     generated_at: datetime  # tz-aware
     public_url: str
     by_source: tuple[SourceSpend, ...] = ()
+    # The GitHub login of each actor that has one (the repository's `people:`, then what GitHub told us).
+    logins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +215,7 @@ class PullRequestReport:
             "by_model": [
                 {**_pick(m, "model", "provider", "records"), "cost_usd": _usd(m.cost_usd)}
                 | _pick(m, "input_tokens", "output_tokens")
+                | ({"raw_models": list(m.raw_models)} if m.is_renamed else {})
                 for m in self.by_model
             ],
             "by_actor": [
@@ -311,6 +321,46 @@ def _costliest(item: ModelSpend | ActorSpend) -> tuple[Decimal, int]:
     return (-item.cost_usd, -item.records)
 
 
+def merge_models(rows: Iterable[ModelSpend]) -> tuple[ModelSpend, ...]:
+    """One row per model: rows whose ids are spellings of one model (dated, routed through a gateway or a cloud)
+    summed under its canonical name, with the ids they carried in `raw_models`."""
+    groups: dict[str, list[ModelSpend]] = {}
+    for row in rows:
+        groups.setdefault(canonical_model(row.provider, row.model), []).append(row)
+    return tuple(_merged_model(name, members) for name, members in groups.items())
+
+
+def _merged_model(name: str, members: list[ModelSpend]) -> ModelSpend:
+    members = sorted(members, key=lambda m: (*_costliest(m), m.model, m.provider or ""))
+    providers = dict.fromkeys(m.provider for m in members if m.provider)  # costliest first, each once
+    return ModelSpend(
+        model=name,
+        provider=", ".join(providers) or None,
+        records=sum(m.records for m in members),
+        unpriced_records=sum(m.unpriced_records for m in members),
+        cost_usd=sum((m.cost_usd for m in members), Decimal(0)),
+        input_tokens=sum(m.input_tokens for m in members),
+        cache_read_tokens=sum(m.cache_read_tokens for m in members),
+        cache_write_tokens=sum(m.cache_write_tokens for m in members),
+        output_tokens=sum(m.output_tokens for m in members),
+        raw_models=tuple(sorted({raw for m in members for raw in (m.raw_models or (m.model,))})),
+    )
+
+
+def merge_actors(rows: Iterable[ActorSpend], logins: Mapping[str, str]) -> tuple[ActorSpend, ...]:
+    """One row per person and agent: an actor with a known login (an email, a local user name) is shown as that
+    login, and rows that become the same (login, agent) are summed."""
+    sums: dict[tuple[str | None, str | None], tuple[int, Decimal]] = {}
+    for row in rows:
+        key = (logins.get(row.actor, row.actor) if row.actor is not None else None, row.agent)
+        records, cost = sums.get(key, (0, Decimal(0)))
+        sums[key] = (records + row.records, cost + row.cost_usd)
+    return tuple(
+        ActorSpend(actor=actor, agent=agent, records=records, cost_usd=cost)
+        for (actor, agent), (records, cost) in sums.items()
+    )
+
+
 def build_report(facts: ReportFacts) -> PullRequestReport:
     pr, totals = facts.pr, facts.totals
     diff = Diff(pr.additions, pr.deletions, pr.changed_files)
@@ -332,8 +382,12 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         pr=pr,
         totals=totals,
         diff=diff,
-        by_model=tuple(sorted(facts.by_model, key=lambda m: (*_costliest(m), m.model, m.provider or ""))),
-        by_actor=tuple(sorted(facts.by_actor, key=lambda a: (*_costliest(a), a.actor or "", a.agent or ""))),
+        by_model=tuple(sorted(merge_models(facts.by_model), key=lambda m: (*_costliest(m), m.model, m.provider or ""))),
+        by_actor=tuple(
+            sorted(
+                merge_actors(facts.by_actor, facts.logins), key=lambda a: (*_costliest(a), a.actor or "", a.agent or "")
+            )
+        ),
         cost_per_changed_line=per_line,
         repo_median_cost_per_line=median,
         median_ratio=ratio,

@@ -18,6 +18,8 @@ from app.outcome_report import Analytics, Scope, analytics_json
 
 router = APIRouter(tags=["reports"])
 MAX_PERIOD = timedelta(days=5 * 366)
+# Bounds outside these days are mistakes (or probes): refused before any date arithmetic can leave the calendar.
+FIRST_DAY, END_DAY = date(2000, 1, 1), date(2100, 1, 1)
 BOUND_HELP = "RFC 3339 date-time, or a date (YYYY-MM-DD: `since` from its start, `until` through its end)"
 Since = Annotated[str | None, Query(max_length=40, description=f"inclusive; {BOUND_HELP}")]
 Until = Annotated[str | None, Query(max_length=40, description=f"exclusive; {BOUND_HELP}")]
@@ -34,11 +36,20 @@ def parse_bound(text: str | None, *, end: bool) -> datetime | None:
         return None
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time(), UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise BadPeriod(f"not a date or an RFC 3339 date-time: {text!r}") from None
+    moment = utc_bound(moment, text=text)
+    return moment + timedelta(days=1) if len(text) == 10 and end else moment
+
+
+def utc_bound(moment: datetime, *, text: str) -> datetime:
+    """A period bound in UTC (no offset given: UTC), or BadPeriod when it lies outside FIRST_DAY … END_DAY."""
+    if not FIRST_DAY <= moment.date() < END_DAY:
+        # Checked on the day as written, before converting to UTC: 0001-01-01T00:00+01:00 is before year 1 in UTC.
+        raise BadPeriod(f"{text!r} is out of range: a period lies between {FIRST_DAY} and {END_DAY}")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs, metrics, repo_state
+from app import jobs, metrics, people, repo_state
 from app.events import (
     CheckRerequest,
     Ignored,
@@ -212,6 +212,7 @@ class Worker:
         moved = repo_state.upsert_repository(
             session, repo=event.repo, installation_id=event.installation_id, default_branch=event.default_branch
         )
+        people.record_people(session, owner=event.repo.split("/")[0], authors=event.authors)
         if moved:
             self.queue_refresh(
                 session, rematch_pulls(session, keys=set(), grace=self.grace, moved_default_branches=moved)

@@ -223,9 +223,15 @@ class FakeGitHub:
             changes = {"updated_at": _now()} | changes
             self._pull(repo, number).update({k: bodies.iso(v) if k.endswith("_at") else v for k, v in changes.items()})
 
-    def set_pull_commits(self, repo: str, number: int, shas: list[str]) -> None:
+    def set_pull_commits(
+        self, repo: str, number: int, shas: list[str], authors: dict[str, tuple[str, str, str | None]] | None = None
+    ) -> None:
+        """The PR's commits; `authors` gives some of them a git (name, e-mail) and the login GitHub linked to that
+        e-mail (None: no account has it). The others are the PR author's."""
         with self._lock:
-            self._pull(repo, number)["commits"] = list(shas)
+            pull = self._pull(repo, number)
+            pull["commits"] = list(shas)
+            pull["commit_authors"] = dict(authors or {})
 
     def add_review(
         self, repo: str, number: int, user: str, state: str, submitted_at: datetime | str | None = None
@@ -438,9 +444,15 @@ class FakeGitHub:
 
     def _list_commits(self, repo: dict[str, Any], number: str, query: dict[str, str], **_: Any) -> Response:
         pr, full = self._pull(repo["full_name"], int(number)), repo["full_name"]
-        shas = pr["commits"]
-        items = [bodies.commit(self.url, full, sha, shas[i - 1] if i else None, pr["user"], pr["created_at"])
-                 for i, sha in enumerate(shas)]  # fmt: skip
+        shas, authors = pr["commits"], pr.get("commit_authors", {})
+
+        def item(i: int, sha: str) -> dict[str, Any]:
+            name, email, login = authors.get(sha, (None, None, pr["user"]))
+            parent = shas[i - 1] if i else None
+            return bodies.commit(self.url, full, sha, parent, login or pr["user"], pr["created_at"],
+                                 git_name=name, git_email=email, linked=login is not None)  # fmt: skip
+
+        items = [item(i, sha) for i, sha in enumerate(shas)]
         return self._page(items, query, repo, f"/pulls/{number}/commits")
 
     def _list_reviews(self, repo: dict[str, Any], number: str, query: dict[str, str], **_: Any) -> Response:

@@ -321,8 +321,21 @@ def pull_minimal(api: str, pr: dict[str, Any], repo: dict[str, Any]) -> dict[str
     }
 
 
-def commit(api: str, full_name: str, sha: str, parent: str | None, author: str, date: str) -> dict[str, Any]:
-    git_user = {"name": author, "email": f"{author}@users.noreply.github.com", "date": date}
+def commit(
+    api: str,
+    full_name: str,
+    sha: str,
+    parent: str | None,
+    author: str,
+    date: str,
+    *,
+    git_name: str | None = None,
+    git_email: str | None = None,
+    linked: bool = True,
+) -> dict[str, Any]:
+    """A commit of a PR's commit list by `author` (a login); `linked=False`: GitHub knows no account with the git
+    e-mail, so the top-level `author` is null."""
+    git_user = {"name": git_name or author, "email": git_email or f"{author}@users.noreply.github.com", "date": date}
     parents = [] if parent is None else [parent]
     return {
         "url": f"{api}/repos/{full_name}/commits/{sha}",
@@ -339,7 +352,7 @@ def commit(api: str, full_name: str, sha: str, parent: str | None, author: str, 
             "tree": {"sha": fake_sha(f"tree:{sha}"), "url": f"{api}/repos/{full_name}/git/trees/{sha}"},
             "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
         },
-        "author": user(api, author),
+        "author": user(api, author) if linked else None,
         "committer": user(api, author),
         "parents": [
             {"sha": p, "url": f"{api}/repos/{full_name}/commits/{p}", "html_url": f"{HTML}/{full_name}/commit/{p}"}

@@ -1,6 +1,6 @@
-"""Langfuse: observations from the public API (`{"data": [...], "meta": {...}}` or a plain array), and the
-ingestion batch LiteLLM's Langfuse logger posts (`{"batch": [{"type": "generation-create", "body":
-{...}}]}`).
+"""Langfuse: observations from the public API (a page `{"data": [...], "meta": {...}}` of the observations API,
+v1 or the newer cursor-paginated one, or a plain array), and the ingestion batch LiteLLM's Langfuse logger posts
+(`{"batch": [{"type": "generation-create", "body": {...}}]}`).
 
 Only generations (and embeddings, which Langfuse also prices) carry usage; spans, events, traces and scores
 are counted as skipped.
@@ -93,7 +93,8 @@ def _record(item: dict[str, Any]) -> UsageRecord | None:
     record_id = _text(item.get("id"))
     if record_id is None:
         raise ValueError("missing id")
-    model = _text(item.get("model"))
+    # The v1 API names it `model`; the newer observations API only `providedModelName`.
+    model = _first_text(item.get("model"), item.get("providedModelName"))
     if model is None:
         raise ValueError("missing model")
     timestamp = _timestamp(item.get("startTime"), "startTime")

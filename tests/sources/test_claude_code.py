@@ -139,7 +139,7 @@ def test_streaming_transcript_keeps_one_record_per_call() -> None:
         # three lines (thinking, text, tool_use): the final output count, the first line's time
         UsageRecord(
             id="msg_01XaQ2b3C4d5E6f7G8h9J0kL:req_011CTzYa1b2c3d4e5f6g7h8i",
-            call_ids=('msg_01XaQ2b3C4d5E6f7G8h9J0kL', 'req_011CTzYa1b2c3d4e5f6g7h8i'),
+            call_ids=("msg_01XaQ2b3C4d5E6f7G8h9J0kL", "req_011CTzYa1b2c3d4e5f6g7h8i"),
             timestamp=datetime(2025, 10, 14, 9, 30, 4, 120000, tzinfo=UTC),
             model="claude-sonnet-4-5-20250929",
             input_tokens=4,
@@ -150,7 +150,7 @@ def test_streaming_transcript_keeps_one_record_per_call() -> None:
         ),
         UsageRecord(
             id="msg_01YbR3c4D5e6F7g8H9j0K1mN:req_011CTzYb9c8d7e6f5g4h3i2j",
-            call_ids=('msg_01YbR3c4D5e6F7g8H9j0K1mN', 'req_011CTzYb9c8d7e6f5g4h3i2j'),
+            call_ids=("msg_01YbR3c4D5e6F7g8H9j0K1mN", "req_011CTzYb9c8d7e6f5g4h3i2j"),
             timestamp=datetime(2025, 10, 14, 9, 30, 15, 300000, tzinfo=UTC),
             model="claude-sonnet-4-5-20250929",
             input_tokens=6,
@@ -162,7 +162,7 @@ def test_streaming_transcript_keeps_one_record_per_call() -> None:
         # the sub-agent's call (isSidechain) is real usage
         UsageRecord(
             id="msg_01ZcS4d5E6f7G8h9J0k1L2nP:req_011CTzYc1d2e3f4g5h6i7j8k",
-            call_ids=('msg_01ZcS4d5E6f7G8h9J0k1L2nP', 'req_011CTzYc1d2e3f4g5h6i7j8k'),
+            call_ids=("msg_01ZcS4d5E6f7G8h9J0k1L2nP", "req_011CTzYc1d2e3f4g5h6i7j8k"),
             timestamp=datetime(2025, 10, 14, 9, 30, 17, 50000, tzinfo=UTC),
             model="claude-haiku-4-5-20251001",
             input_tokens=3,

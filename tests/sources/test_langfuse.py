@@ -46,7 +46,7 @@ def test_litellm_ingestion_batch_fixture() -> None:
     assert batch.records == [
         UsageRecord(
             id="time-07-31-28-960749_chatcmpl-f06338f0-8c49-45d8-be35-2854a89723c1",
-            call_ids=('chatcmpl-f06338f0-8c49-45d8-be35-2854a89723c1',),
+            call_ids=("chatcmpl-f06338f0-8c49-45d8-be35-2854a89723c1",),
             source="langfuse",
             # "2025-01-22T07:31:28.960749-08:00", in UTC
             timestamp=datetime(2025, 1, 22, 15, 31, 28, 960749, tzinfo=UTC),

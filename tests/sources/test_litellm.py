@@ -52,7 +52,7 @@ def test_standard_logging_payload_fixture() -> None:
     assert batch.records == [
         UsageRecord(
             id="chatcmpl-2299b6a2-82a3-465a-b47c-04e685a2227f",
-            call_ids=('chatcmpl-2299b6a2-82a3-465a-b47c-04e685a2227f',),
+            call_ids=("chatcmpl-2299b6a2-82a3-465a-b47c-04e685a2227f",),
             source="litellm",
             # "2025-01-24 09:20:46.847371" is naive: UTC.
             timestamp=datetime(2025, 1, 24, 9, 20, 46, 847371, tzinfo=UTC),
@@ -73,7 +73,7 @@ def test_spend_logs_payload_fixture_with_json_string_fields() -> None:
     assert batch.records == [
         UsageRecord(
             id="chatcmpl-2283081b-dc89-41f6-93e6-d4f914774027",
-            call_ids=('chatcmpl-2283081b-dc89-41f6-93e6-d4f914774027',),
+            call_ids=("chatcmpl-2283081b-dc89-41f6-93e6-d4f914774027",),
             source="litellm",
             timestamp=datetime(2025, 1, 24, 9, 20, 46, 847371, tzinfo=UTC),
             model="gpt-4o",

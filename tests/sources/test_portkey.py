@@ -42,7 +42,7 @@ def _parse(*items: Any) -> ParsedBatch:
 EXPECTED_EXPORT = [
     UsageRecord(
         id="b6f0e1c2-3d4a-4b5c-8d6e-7f8091a2b3c4",
-        call_ids=('chatcmpl-BeQ1x2y3z4',),
+        call_ids=("chatcmpl-BeQ1x2y3z4",),
         source="portkey",
         timestamp=datetime(2025, 6, 3, 14, 21, 7, 412000, tzinfo=UTC),
         model="gpt-4o",
@@ -58,7 +58,7 @@ EXPECTED_EXPORT = [
     ),
     UsageRecord(
         id="c7a1f2d3-4e5b-4c6d-9e7f-8a9b0c1d2e3f",
-        call_ids=('msg_01XyZ',),
+        call_ids=("msg_01XyZ",),
         source="portkey",
         timestamp=datetime(2025, 6, 3, 14, 25, tzinfo=UTC),
         model="claude-sonnet-4-5-20250929",
@@ -104,7 +104,7 @@ def test_logs_api_log_object_fixture() -> None:
     assert batch.records == [
         UsageRecord(
             id="msg_01AbCdEf",  # no log id: the provider's response id
-            call_ids=('msg_01AbCdEf',),
+            call_ids=("msg_01AbCdEf",),
             source="portkey",
             timestamp=datetime(2025, 6, 3, 16, 0, 5, tzinfo=UTC),  # the response's Date header
             model="claude-sonnet-4-5-20250929",
