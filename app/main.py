@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from app import api, dashboard, ingest, jobs, metrics, pulls_api, report_api, webhooks
+from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
 from app.oidc import JwksCache
 from app.publish import Publisher
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             time.perf_counter() - started, request.method, template, str(response.status_code)
         )
         return response
+
+    # Outermost of our middleware, so every route's body is capped and timed (app/body_guard.py).
+    app.add_middleware(BodyGuard, ingest_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, Any]:
