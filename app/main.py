@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app import api, dashboard, ingest, jobs, metrics, pulls_api, report_api, webhooks
+from app import api, dashboard, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
 from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
 from app.oidc import JwksCache
@@ -22,6 +22,11 @@ from app.settings import Settings, get_settings
 from app.worker import Worker
 
 log = logging.getLogger("tokentrail")
+_STATUS_CONTENT = {
+    "application/json": {
+        "schema": {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "unavailable"]}}}
+    }
+}
 
 
 def build_worker(settings: Settings, factory: Any) -> Worker:
@@ -99,9 +104,18 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     # Outermost of our middleware, so every route's body is capped and timed (app/body_guard.py).
     app.add_middleware(BodyGuard, ingest_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+    outage.install(app)
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness: the service and its database answer",
+        responses={503: {"description": "The database does not answer", "content": _STATUS_CONTENT}},
+    )
+    def healthz() -> JSONResponse:
+        if not outage.database_answers(engine):
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:
