@@ -133,9 +133,13 @@ def mutated(draw: st.DrawFn, document: Any) -> Any:
     deleted, nulled, retyped, wrapped in a list, or nested up to thousands of levels deep."""
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         paths = _paths(document)
+        operation = draw(st.sampled_from(["json", "delete", "null", "string", "list", "deep", "number", "any-value"]))
+        # An AnyValue goes where OTLP has one (an attribute's value) at least half the time, where there is one.
+        values = [path for path in paths if path and path[-1] == "value"]
+        if operation == "any-value" and values and draw(st.booleans()):
+            paths = values
         path = draw(st.sampled_from(paths))
         old = _get(document, path)
-        operation = draw(st.sampled_from(["json", "delete", "null", "string", "list", "deep", "number", "any-value"]))
         if operation == "delete" and path:
             new: Any = _DELETE
         elif operation == "null":
@@ -280,3 +284,44 @@ def test_the_signed_webhook_route_never_answers_5xx(client: TestClient, data: st
     assert response.status_code < 500, response.text
     assert response.status_code in (200, 202, 400), response.text
     assert response.json()
+
+
+# OTLP attribute values of any shape: the spec's AnyValue kinds holding anything, nested.
+ANY_VALUE = st.deferred(
+    lambda: st.one_of(
+        JSON_LEAVES,
+        st.fixed_dictionaries({"arrayValue": JSON_LEAVES | st.fixed_dictionaries({"values": _VALUES})}),
+        st.fixed_dictionaries({"kvlistValue": JSON_LEAVES | st.fixed_dictionaries({"values": _KEY_VALUES})}),
+        st.dictionaries(st.sampled_from(["intValue", "doubleValue", "stringValue", "boolValue"]), ANY_JSON, min_size=1),
+    )
+)
+# A `values` list as the spec has it, or anything else in its place.
+_VALUES = JSON_LEAVES | st.dictionaries(st.text(max_size=4), ANY_VALUE, max_size=2) | st.lists(ANY_VALUE, max_size=3)
+_KEY_VALUES = _VALUES | st.lists(
+    st.fixed_dictionaries({"key": st.text(max_size=4), "value": ANY_VALUE}) | ANY_VALUE, max_size=3
+)
+
+
+@pytest.mark.parametrize(("source", "fixture"), [("otlp-logs", "logs.json"), ("otlp-traces", "genai_spans.json")])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value=ANY_VALUE, where=st.sampled_from(["item", "scope", "resource"]), key=st.sampled_from(["x", "model"]))
+def test_any_otlp_attribute_value_rejects_at_most_its_record(
+    source: str, fixture: str, value: Any, where: str, key: str
+) -> None:
+    """Every item of the request is still accounted for (stored, rejected by index or skipped), whatever one
+    attribute holds; only a bad resource or scope attribute may make the whole request unreadable."""
+    parser = SOURCES[source][0]
+    document = json.loads((FIXTURES / "otlp" / fixture).read_text())
+    expected = parser(json.dumps(document).encode())
+    resource = document[next(iter(document))][0]
+    scope = resource[next(key for key in resource if key.startswith("scope"))][0]
+    item = scope[next(key for key in scope if key in ("logRecords", "spans"))][0]
+    target = {"item": item, "scope": scope.setdefault("scope", {}), "resource": resource.setdefault("resource", {})}
+    target[where].setdefault("attributes", []).insert(0, {"key": key, "value": value})
+    try:
+        batch = parser(json.dumps(document).encode())
+    except PayloadError:
+        assert where != "item"
+        return
+    total = len(batch.records) + len(batch.rejected) + batch.skipped
+    assert total == len(expected.records) + len(expected.rejected) + expected.skipped
