@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import Settings
 from app.tokens import TokenIdentity, identity_of_token
+
+log = logging.getLogger("tokentrail")
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -23,8 +28,16 @@ def get_sessionmaker(request: Request) -> sessionmaker[Session]:
 
 
 def get_session(factory: Annotated[sessionmaker[Session], Depends(get_sessionmaker)]) -> Iterator[Session]:
-    with factory() as session:
+    session = factory()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except (DBAPIError, SQLAlchemyTimeoutError):
+            # The database went away after the route had its answer (closing rolls back, which then fails):
+            # the answer stands, and the broken connection is already discarded from the pool.
+            log.warning("database unreachable while closing a session")
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

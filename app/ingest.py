@@ -3,7 +3,6 @@ source's pure parser, check tenancy, price, and store — committed before the r
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -15,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from app import metrics, store
+from app import batch_size, metrics, store
 from app.attribution import Attribution, attribution_from_headers
 from app.db import utcnow
 from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep
@@ -40,9 +39,7 @@ async def read_body(request: Request, *, limit: int) -> bytes:
 
     gzip/deflate bodies (OTLP exporters compress) are inflated with the same limit on the inflated size.
     """
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
+    refuse_declared_size(request, limit=limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -50,29 +47,81 @@ async def read_body(request: Request, *, limit: int) -> bytes:
         if size > limit:
             raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return decode_content(request, b"".join(chunks), limit=limit)
+
+
+def refuse_declared_size(request: Request, *, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
+
+
+def decode_content(request: Request, body: bytes, *, limit: int) -> bytes:
+    """The body as sent before its Content-Encoding: gzip and deflate are inflated within `limit`."""
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in {"gzip", "deflate"}:
-        body = _inflate(body, gzip_format=encoding == "gzip", limit=limit)
-    elif encoding not in {"", "identity"}:
+        return _inflate(body, gzip_format=encoding == "gzip", limit=limit)
+    if encoding not in {"", "identity"}:
         raise HTTPException(status_code=415, detail=f"unsupported content-encoding {encoding!r}")
     return body
 
 
 def _inflate(body: bytes, *, gzip_format: bool, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=31 if gzip_format else 15)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except (zlib.error, gzip.BadGzipFile):
-        raise HTTPException(status_code=400, detail="body is not valid compressed data") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise HTTPException(status_code=413, detail=f"inflated body is larger than {limit} bytes")
-    return data
+    """Every member of a gzip body (concatenated members are one valid gzip file, as `cat a.gz b.gz` makes), or
+    the one zlib stream of a deflate body, refused with 413 once the inflated size passes `limit`. A stream that
+    is cut short or followed by anything but more members (or gzip's zero padding) is a 400: what cannot be read
+    is refused, never dropped in silence."""
+    pieces: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=31 if gzip_format else 15)
+        try:
+            data = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error:
+            if not pieces:
+                raise HTTPException(status_code=400, detail="body is not valid compressed data") from None
+            detail = f"body has data after gzip member {len(pieces)} that is not gzip"
+            raise HTTPException(status_code=400, detail=detail) from None
+        size += len(data)
+        if size > limit or inflater.unconsumed_tail:
+            raise HTTPException(status_code=413, detail=f"inflated body is larger than {limit} bytes")
+        if not inflater.eof:
+            raise HTTPException(status_code=400, detail="compressed body is truncated (its stream does not end)")
+        pieces.append(data)
+        rest = inflater.unused_data
+        if gzip_format:
+            rest = rest.lstrip(b"\x00")
+        if not rest:
+            return b"".join(pieces)
+        if not gzip_format:
+            raise HTTPException(status_code=400, detail="body has data after the end of its deflate stream")
 
 
-def _is_ndjson(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "").lower()
-    return any(kind in content_type for kind in ("ndjson", "jsonl", "json-seq", "jsonlines"))
+# Media types of the JSON and NDJSON bodies every ingest endpoint reads (RFC 6839 `+json` suffixes included).
+_JSON_TYPES = frozenset({"", "application/json", "text/json", "text/plain"})
+_NDJSON_MARKS = ("ndjson", "jsonl", "json-seq", "jsonlines")
+_ACCEPTED = "JSON (application/json) or NDJSON (application/x-ndjson)"
+
+
+def body_format(request: Request) -> bool:
+    """Whether the body is NDJSON (True) or JSON (False), from its Content-Type; 415 for any other type.
+
+    Standard OTLP/HTTP exporters send protobuf by default; reading it as JSON gave a 400 about UTF-8 that hid
+    the cause, so it is named instead.
+    """
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in _JSON_TYPES or media_type.endswith("+json"):
+        return False
+    if any(mark in media_type.rpartition("/")[2] for mark in _NDJSON_MARKS):
+        return True
+    if "protobuf" in media_type:
+        detail = f"protobuf bodies ({media_type}) are not supported yet: send {_ACCEPTED}"
+        if "/otlp/" in request.url.path:
+            detail += "; OTLP exporters do with OTEL_EXPORTER_OTLP_PROTOCOL=http/json"
+        raise HTTPException(status_code=415, detail=detail)
+    raise HTTPException(status_code=415, detail=f"unsupported content type {content_type.strip()!r}: send {_ACCEPTED}")
 
 
 @dataclass(slots=True)
@@ -185,17 +234,30 @@ def ingest(
     fallback: Attribution,
     factory: Any,
     max_records: int,
+    fallback_actor: str | None = None,
 ) -> IngestResult:
     """Parse, check, price and store one batch (runs in a worker thread: it blocks on the database)."""
+    shape = _SHAPES.get(parser)
+    if shape is not None:
+        counted = batch_size.count_items(body, shape=shape, ndjson=ndjson, limit=max_records)
+        if counted > max_records:
+            raise HTTPException(
+                status_code=413, detail=f"batch has more than {max_records} records; the limit is {max_records}"
+            )
     try:
         batch = parser(body, ndjson=ndjson)
     except PayloadError as error:
         raise HTTPException(status_code=400, detail=str(error)) from None
+    except RecursionError:
+        # json.loads (and anything walking what it built) gives up on deep nesting with a RecursionError.
+        raise HTTPException(status_code=400, detail="body is nested too deeply to read") from None
     total = len(batch.records) + len(batch.rejected) + batch.skipped
     if total > max_records:
         raise HTTPException(status_code=413, detail=f"batch has {total} records; the limit is {max_records}")
     check_text = _may_hold_unstorable_text(body)
     owner = identity.owner
+    if fallback_actor is not None:
+        batch.records = [r if r.actor else replace(r, actor=fallback_actor) for r in batch.records]
     admitted = admit(batch, owner=owner, fallback=fallback, now=utcnow(), check_text=check_text)
     written = store.store_usage(
         factory,
@@ -212,34 +274,28 @@ def ingest(
     )
 
 
-def with_header_actor(parser: Parser, headers: Mapping[str, str]) -> Parser:
-    """The parser, filling the actor of every record that names none from `x-tokentrail-actor` (who ran the agent;
-    `tokentrail import` sends the checkout's git e-mail), as the x-vcs-* headers fill attribution."""
+def header_actor(headers: Mapping[str, str]) -> str | None:
+    """Who ran the agent, from `x-tokentrail-actor` (`tokentrail import` sends the checkout's git e-mail): it fills
+    the actor of every record that names none, as the x-vcs-* headers fill attribution."""
     actor = headers.get(ACTOR_HEADER, "").strip()
-    if not actor:
-        return parser
     if len(actor) > MAX_ACTOR_CHARS:
         raise HTTPException(status_code=400, detail=f"{ACTOR_HEADER} is longer than {MAX_ACTOR_CHARS} characters")
-
-    def parse(body: bytes, *, ndjson: bool) -> ParsedBatch:
-        batch = parser(body, ndjson=ndjson)
-        batch.records = [record if record.actor else replace(record, actor=actor) for record in batch.records]
-        return batch
-
-    return parse
+    return actor or None
 
 
 async def _handle(
     request: Request, parser: Parser, *, source: str, identity: TokenIdentity, factory: Any, settings: Any
 ) -> JSONResponse:
+    ndjson = body_format(request)
     body = await read_body(request, limit=settings.max_body_bytes)
     result = await run_in_threadpool(
         ingest,
         body,
-        parser=with_header_actor(parser, request.headers),
-        ndjson=_is_ndjson(request),
+        parser=parser,
+        ndjson=ndjson,
         identity=identity,
         fallback=attribution_from_headers(request.headers),
+        fallback_actor=header_actor(request.headers),
         factory=factory,
         max_records=settings.max_batch_records,
     )
@@ -267,6 +323,21 @@ SOURCE_ROUTES: dict[str, tuple[Parser, str]] = {
     "/v1/ingest/langfuse": (langfuse.parse, "Langfuse observations (a v2 API page or an array)"),
     "/v1/ingest/portkey": (portkey.parse, "Portkey log export rows or gateway log bodies"),
     "/v1/ingest/helicone": (helicone.parse, "Helicone query-API rows"),
+}
+
+
+# How each parser's items are laid out, for counting them before parsing (a parser missing here is counted
+# after parsing only).
+_SHAPES: dict[Parser, batch_size.Shape] = {
+    canonical.parse: batch_size.Shape.ITEMS,
+    litellm.parse: batch_size.Shape.ITEMS,
+    langfuse.parse: batch_size.Shape.ITEMS,
+    portkey.parse: batch_size.Shape.ITEMS,
+    helicone.parse: batch_size.Shape.ITEMS,
+    otlp.parse_logs: batch_size.Shape.OTLP_LOGS,
+    otlp.parse_traces: batch_size.Shape.OTLP_TRACES,
+    claude_code.parse: batch_size.Shape.TRANSCRIPT,
+    codex.parse: batch_size.Shape.TRANSCRIPT,
 }
 
 
@@ -306,7 +377,11 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Body is not readable", "content": _json(ERROR_SCHEMA)},
     401: {"description": "Missing or invalid token", "content": _json(ERROR_SCHEMA)},
     413: {"description": "Body over 10 MB or batch over 10,000 records", "content": _json(ERROR_SCHEMA)},
-    415: {"description": "Content-Encoding other than gzip or deflate", "content": _json(ERROR_SCHEMA)},
+    415: {
+        "description": "Content-Type other than JSON or NDJSON (protobuf is not supported yet), or Content-Encoding "
+        "other than gzip or deflate",
+        "content": _json(ERROR_SCHEMA),
+    },
     422: {"description": "No record of the batch could be accepted", "content": _json(_RESULT_SCHEMA)},
 }
 

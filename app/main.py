@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app import api, dashboard, ingest, jobs, metrics, pulls_api, report_api, webhooks
+from app import api, dashboard, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
+from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
 from app.oidc import JwksCache
 from app.publish import Publisher
@@ -21,6 +22,11 @@ from app.settings import Settings, get_settings
 from app.worker import Worker
 
 log = logging.getLogger("tokentrail")
+_STATUS_CONTENT = {
+    "application/json": {
+        "schema": {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "unavailable"]}}}
+    }
+}
 
 
 def build_worker(settings: Settings, factory: Any) -> Worker:
@@ -95,9 +101,21 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         )
         return response
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+    # Outermost of our middleware, so every route's body is capped and timed (app/body_guard.py).
+    app.add_middleware(BodyGuard, ingest_bytes=settings.max_body_bytes, timeout_seconds=settings.body_timeout_seconds)
+
+    outage.install(app)
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness: the service and its database answer",
+        responses={503: {"description": "The database does not answer", "content": _STATUS_CONTENT}},
+    )
+    def healthz() -> JSONResponse:
+        if not outage.database_answers(engine):
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # Limits that protect the ingest path (DESIGN §9: bodies over 10 MB or batches over 10,000 records get 413).
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_batch_records: int = Field(default=10_000, gt=0)
+    # Seconds a client may take, in all, to send a request body before it is answered 408 (DESIGN §9).
+    body_timeout_seconds: float = Field(default=30, gt=0)
     run_worker: bool = True
     # The owner whose dashboard demo mode shows (`tokentrail demo` seeds it).
     demo_owner: str = "acme"

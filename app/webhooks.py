@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import tempfile
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,21 +22,42 @@ from app import jobs, metrics
 from app.db import utcnow, write_lock
 from app.deps import ERROR_SCHEMA, SessionFactoryDep, SettingsDep
 from app.events import Ignored, loads, parse_event
-from app.ingest import read_body
+from app.ingest import decode_content, refuse_declared_size
 from app.models import Delivery
 
 router = APIRouter(tags=["github"])
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 # GitHub caps webhook payloads at 25 MB.
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
+# A delivery's body waits for its signature in memory up to this size, and on disk past it.
+SPOOL_IN_MEMORY_BYTES = 256 * 1024
 
 
-def is_valid_signature(body: bytes, *, secret: str, signature: str | None) -> bool:
-    """X-Hub-Signature-256 (sha256 only), compared in constant time."""
-    if not signature or not signature.startswith("sha256="):
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.strip())
+async def read_signed_body(request: Request, *, secret: str) -> bytes:
+    """The body of a delivery whose X-Hub-Signature-256 is valid; 401 otherwise, 413 past GitHub's 25 MB.
+
+    Anyone can post here, so the body is not held in memory before it is known to come from GitHub: the HMAC
+    is computed as the body streams into a temporary file that stays in memory only while it is small, and the
+    body is read back once the signature matches. A request without a signature is refused before its body.
+    """
+    signature = (request.headers.get("x-hub-signature-256") or "").strip()
+    if not signature.startswith("sha256="):
+        raise HTTPException(status_code=401, detail="missing or invalid X-Hub-Signature-256")
+    refuse_declared_size(request, limit=MAX_WEBHOOK_BYTES)
+    mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_WEBHOOK_BYTES:
+                raise HTTPException(status_code=413, detail=f"body is larger than {MAX_WEBHOOK_BYTES} bytes")
+            mac.update(chunk)
+            spool.write(chunk)
+        if not hmac.compare_digest("sha256=" + mac.hexdigest(), signature):
+            raise HTTPException(status_code=401, detail="missing or invalid X-Hub-Signature-256")
+        spool.seek(0)
+        body = spool.read()
+    return decode_content(request, body, limit=MAX_WEBHOOK_BYTES)
 
 
 def record_delivery(
@@ -113,10 +135,7 @@ def _header(name: str, description: str) -> dict[str, Any]:
 async def receive_webhook(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> JSONResponse:
     if settings.github_webhook_secret is None:
         raise HTTPException(status_code=503, detail="TOKENTRAIL_GITHUB_WEBHOOK_SECRET is not set: webhooks refused")
-    body = await read_body(request, limit=MAX_WEBHOOK_BYTES)
-    signature = request.headers.get("x-hub-signature-256")
-    if not is_valid_signature(body, secret=settings.github_webhook_secret.get_secret_value(), signature=signature):
-        raise HTTPException(status_code=401, detail="missing or invalid X-Hub-Signature-256")
+    body = await read_signed_body(request, secret=settings.github_webhook_secret.get_secret_value())
     event = request.headers.get("x-github-event", "").strip()
     delivery_id = request.headers.get("x-github-delivery", "").strip()
     if not event or not delivery_id or len(delivery_id) > 100:
@@ -127,6 +146,9 @@ async def receive_webhook(request: Request, factory: SessionFactoryDep, settings
     except Ignored as ignored:
         metrics.WEBHOOKS.inc(event, "ignored")
         return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
+    except RecursionError:
+        # json.loads gives up on deep nesting with a RecursionError; no GitHub event is shaped like that.
+        raise HTTPException(status_code=400, detail="payload is nested too deeply to read") from None
     action = payload.get("action")
     # Kept for reading the table only (the worker re-parses the payload): an action the VARCHAR(64) column or
     # PostgreSQL text (no NUL) cannot hold would fail the insert with a 500, so it is stored as None.

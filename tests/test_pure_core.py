@@ -10,6 +10,7 @@ PURE = [
     "app.attribution",
     "app.agent_env",
     "app.parsing",
+    "app.batch_size",
     "app.pricing",
     "app.money",
     "app.charts",

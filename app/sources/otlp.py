@@ -162,20 +162,34 @@ def _get(value: Any, key: str) -> Any:
     return value.get(key) if isinstance(value, dict) else None
 
 
-def _attributes(value: Any, where: str) -> dict[str, Any]:
-    """OTLP KeyValue list → plain dict (first occurrence of a key wins, as the spec says keys are unique)."""
+def _attributes(value: Any, where: str, depth: int = 0) -> dict[str, Any]:
+    """OTLP KeyValue list → plain dict (first occurrence of a key wins, as the spec says keys are unique).
+
+    A value that is not an AnyValue of the spec's shape raises ValueError naming its key, so the record (or, for
+    resource and scope attributes, the request) is rejected with the reason instead of crashing the parser.
+    """
     if value is None:
         return {}
     if not isinstance(value, list):
         raise ValueError(f"{where}: attributes is not an array")
     result: dict[str, Any] = {}
     for entry in value:
-        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-            result.setdefault(entry["key"], _any_value(entry.get("value")))
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str) and entry["key"] not in result:
+            try:
+                result[entry["key"]] = _any_value(entry.get("value"), depth)
+            except ValueError as error:
+                if depth:
+                    raise  # named once, by the outermost attribute
+                raise ValueError(f"{where}: attribute {entry['key']}: {error}") from None
     return result
 
 
-def _any_value(value: Any) -> Any:
+# Attribute values nest arrays and key-value lists; real ones go a few levels deep. A bound keeps a hostile one
+# from exhausting the stack (a RecursionError would fail the whole request).
+MAX_VALUE_DEPTH = 32
+
+
+def _any_value(value: Any, depth: int) -> Any:
     if not isinstance(value, dict):
         return None
     if "stringValue" in value:
@@ -191,10 +205,26 @@ def _any_value(value: Any) -> Any:
     if "boolValue" in value:
         return value["boolValue"]
     if "arrayValue" in value:
-        return [_any_value(v) for v in _get(value["arrayValue"], "values") or []]
+        return [_any_value(v, depth + 1) for v in _values(value["arrayValue"], "arrayValue", depth)]
     if "kvlistValue" in value:
-        return _attributes(_get(value["kvlistValue"], "values"), "kvlistValue")
+        return _attributes(_values(value["kvlistValue"], "kvlistValue", depth), "kvlistValue", depth + 1)
     return value.get("bytesValue")
+
+
+def _values(container: Any, kind: str, depth: int) -> list[Any]:
+    """The `values` list of an ArrayValue or KeyValueList."""
+    if depth >= MAX_VALUE_DEPTH:
+        raise ValueError(f"value nested deeper than {MAX_VALUE_DEPTH} levels")
+    if container is None:
+        return []
+    if not isinstance(container, dict):
+        raise ValueError(f"{kind} is not an object")
+    values = container.get("values")
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise ValueError(f"{kind}.values is not an array")
+    return values
 
 
 def _first(attributes: dict[str, Any], names: tuple[str, ...]) -> Any:
