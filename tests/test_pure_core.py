@@ -10,6 +10,8 @@ PURE = [
     "app.attribution",
     "app.agent_env",
     "app.parsing",
+    "app.events",
+    "app.webhook_fields",
     "app.pricing",
     "app.money",
     "app.charts",
