@@ -59,9 +59,10 @@ OwnerDep = Annotated[str, Depends(require_owner)]
 
 def require_repo_reader(owner: str, repo: str, request: Request, factory: SessionFactoryDep) -> str:
     """`owner/name` when the caller may read that repository: an API token of its owner, or a GitHub Actions OIDC
-    token of that very repository whose owner has installed the App (DESIGN §8). 401/403 otherwise."""
-    from app.oidc import OidcError, looks_like_jwt, verify_actions_token
-    from app.repo_state import owner_has_installation
+    token of that very repository, installed with the App, whose ids match what GitHub's webhooks told
+    (DESIGN §8). 401/403 otherwise."""
+    from app.oidc import OidcError, looks_like_jwt, refusal, verify_actions_token
+    from app.repo_state import recorded_repository
 
     full_name = f"{owner.lower()}/{repo.lower()}"
     token = bearer_token(request)
@@ -80,9 +81,9 @@ def require_repo_reader(owner: str, repo: str, request: Request, factory: Sessio
     if identity.repository != full_name:
         raise HTTPException(status_code=403, detail=f"this OIDC token is for {identity.repository}, not {full_name}")
     with factory() as session:
-        installed = owner_has_installation(session, identity.owner)
-    if not installed:
-        raise HTTPException(status_code=403, detail=f"the Tokentrail App is not installed for {identity.owner}")
+        reason = refusal(identity, recorded_repository(session, full_name))
+    if reason is not None:
+        raise HTTPException(status_code=403, detail=reason)
     return full_name
 
 

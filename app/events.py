@@ -20,7 +20,6 @@ from app.webhook_fields import (
     MAX_NUMBER,
     REF_CHARS,
     URL_CHARS,
-    Ignored,
     fits,
     full_name,
     integer,
@@ -29,6 +28,9 @@ from app.webhook_fields import (
     ranged,
     sha,
     text,
+)
+from app.webhook_fields import (
+    Ignored as Ignored,  # raised by parse_event: its callers know it from here
 )
 
 ZERO_SHA = "0" * 40

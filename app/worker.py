@@ -154,7 +154,12 @@ class Worker:
     def _on_pull_request(self, session: Session, event: PullRequestEvent) -> None:
         pull = event.pull
         repo_state.upsert_repository(
-            session, repo=pull.repo, installation_id=event.installation_id, default_branch=event.default_branch
+            session,
+            repo=pull.repo,
+            installation_id=event.installation_id,
+            default_branch=event.default_branch,
+            repository_id=event.repository_id,
+            owner_id=event.owner_id,
         )
         repo_state.upsert_pull(session, pull)
         if event.action in {"opened", "reopened", "synchronize", "ready_for_review"}:
@@ -166,7 +171,12 @@ class Worker:
     def _on_review(self, session: Session, event: ReviewEvent) -> None:
         pull = event.pull
         repo_state.upsert_repository(
-            session, repo=pull.repo, installation_id=event.installation_id, default_branch=event.default_branch
+            session,
+            repo=pull.repo,
+            installation_id=event.installation_id,
+            default_branch=event.default_branch,
+            repository_id=event.repository_id,
+            owner_id=event.owner_id,
         )
         repo_state.upsert_pull(session, pull)
         repo_state.upsert_review(
@@ -182,7 +192,12 @@ class Worker:
 
     def _on_push(self, session: Session, event: PushEvent) -> None:
         repo_state.upsert_repository(
-            session, repo=event.repo, installation_id=event.installation_id, default_branch=event.default_branch
+            session,
+            repo=event.repo,
+            installation_id=event.installation_id,
+            default_branch=event.default_branch,
+            repository_id=event.repository_id,
+            owner_id=event.owner_id,
         )
         if event.branch == event.default_branch:
             # The budget is read from the default branch: a push there may change it for every open PR.
