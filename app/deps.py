@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import session_scope, utcnow, write_lock
 from app.settings import Settings
-from app.tokens import owner_of_token
+from app.tokens import find_token, record_use
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -45,13 +46,19 @@ def bearer_token(request: Request) -> str:
 
 
 def require_owner(request: Request, factory: SessionFactoryDep) -> str:
-    """The owner (GitHub login) the bearer token belongs to; 401 otherwise."""
+    """The owner (GitHub login) the bearer token belongs to; 401 otherwise, and for a revoked token."""
     token = bearer_token(request)
     with factory() as session:
-        owner = owner_of_token(session, token)
-    if owner is None:
-        raise HTTPException(status_code=401, detail="invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return owner
+        found = find_token(session, token)
+    if found is None or found.is_revoked:
+        detail = "invalid token" if found is None else "this token was revoked"
+        raise HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+    if found.is_use_worth_recording(utcnow()):
+        # A transaction of its own after the read: on SQLite, turning a read into a write could meet a newer
+        # commit and fail instead of waiting.
+        with write_lock(factory), session_scope(factory) as session:
+            record_use(session, token_id=found.id)
+    return found.owner
 
 
 OwnerDep = Annotated[str, Depends(require_owner)]
