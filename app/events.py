@@ -16,12 +16,12 @@ from app.parsing import dig
 from app.webhook_fields import (
     KIND_CHARS,
     LOGIN_CHARS,
-    MAX_ID,
     MAX_NUMBER,
     REF_CHARS,
     URL_CHARS,
     fits,
     full_name,
+    github_id,
     integer,
     items,
     moment,
@@ -172,7 +172,7 @@ def parse_event(event: str, payload: Any) -> Event:
 
 
 def _installation_id(payload: dict[str, Any]) -> int | None:
-    return ranged(dig(payload, "installation", "id"), "installation.id", high=MAX_ID)
+    return github_id(dig(payload, "installation", "id"), "installation.id")
 
 
 def _repo_of(payload: dict[str, Any]) -> tuple[str, str]:
@@ -187,8 +187,8 @@ def _repository_ids(payload: dict[str, Any]) -> tuple[int | None, int | None]:
     """GitHub's ids of the repository and of its owner: they stay when a name is renamed or reused."""
     repository = payload.get("repository")
     return (
-        ranged(dig(repository, "id"), "repository.id", high=MAX_ID),
-        ranged(dig(repository, "owner", "id"), "repository.owner.id", high=MAX_ID),
+        github_id(dig(repository, "id"), "repository.id"),
+        github_id(dig(repository, "owner", "id"), "repository.owner.id"),
     )
 
 
@@ -206,7 +206,7 @@ def _installation(event: str, payload: dict[str, Any]) -> InstallationEvent:
         for index, item in enumerate(items(payload.get(key))):
             name = full_name(item, f"{key}[{index}]")
             if name:
-                found.append((name, ranged(dig(item, "id"), f"{key}[{index}].id", high=MAX_ID)))
+                found.append((name, github_id(dig(item, "id"), f"{key}[{index}].id")))
         return found
 
     added = repositories("repositories_added" if event == "installation_repositories" else "repositories")
@@ -219,7 +219,7 @@ def _installation(event: str, payload: dict[str, Any]) -> InstallationEvent:
         installation_id=installation_id,
         account_login=fits(text(login).lower(), "installation.account.login", LOGIN_CHARS),
         account_type=fits(account_type, "installation.account.type", KIND_CHARS),
-        account_id=ranged(dig(payload, "installation", "account", "id"), "installation.account.id", high=MAX_ID),
+        account_id=github_id(dig(payload, "installation", "account", "id"), "installation.account.id"),
         repos_added=tuple(name for name, _ in added),
         repos_removed=tuple(name for name, _ in removed),
         repository_ids=tuple((name, repo_id) for name, repo_id in added if repo_id is not None),
@@ -297,7 +297,7 @@ def _pull_request(payload: dict[str, Any]) -> PullRequestEvent:
 def _review(payload: dict[str, Any]) -> ReviewEvent:
     repo, default_branch = _repo_of(payload)
     review = payload.get("review")
-    review_id = ranged(dig(review, "id"), "review.id", high=MAX_ID)
+    review_id = github_id(dig(review, "id"), "review.id")
     if review_id is None:
         raise Ignored("review payload lacks the review id")
     state = text(dig(review, "state")).lower()  # webhooks send lower case, the REST API upper case

@@ -17,7 +17,7 @@ from app.parsing import dig, to_datetime
 
 # What the columns of app/models.py hold.
 MAX_NUMBER = 2**31 - 1  # pull request numbers and diff counts: INTEGER
-MAX_ID = 2**63 - 1  # installation, account, repository and review ids: BIGINT
+MIN_ID, MAX_ID = -(2**63), 2**63 - 1  # installation, account, repository and review ids: BIGINT
 LOGIN_CHARS = 100
 FULL_NAME_CHARS = 200
 REF_CHARS = 255
@@ -57,6 +57,12 @@ def ranged(value: Any, name: str, *, high: int, low: int = 1) -> int | None:
         shown = f"{number} " if abs(number) < 10**30 else ""
         raise Ignored(f"{name} {shown}is outside {low}..{high}")
     return number
+
+
+def github_id(value: Any, name: str) -> int | None:
+    """One of GitHub's numeric ids; refused only when a BIGINT cannot hold it (GitHub's are positive, but any
+    value the column holds is kept rather than lose the delivery)."""
+    return ranged(value, name, low=MIN_ID, high=MAX_ID)
 
 
 def sha(value: Any, name: str) -> str:
