@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
@@ -99,6 +100,64 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stamp(moment: datetime | None) -> str:
+    return "never" if moment is None else moment.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def cmd_token_list(_args: argparse.Namespace) -> int:
+    from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
+    from app.tokens import list_tokens
+
+    settings = _settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            tokens = list_tokens(session)
+    finally:
+        engine.dispose()
+    rows = [["ID", "OWNER", "NAME", "CREATED", "LAST USED", "STATUS"]] + [
+        [
+            str(t.id),
+            t.owner,
+            t.name or "-",
+            _stamp(t.created_at),
+            _stamp(t.last_used_at),
+            "active" if t.revoked_at is None else f"revoked {_stamp(t.revoked_at)}",
+        ]
+        for t in tokens
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if not tokens:
+        print("No tokens yet: create one with `tokentrail token create --owner LOGIN`.", file=sys.stderr)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
+    from app.tokens import revoke_token
+
+    settings = _settings()
+    migrate(settings.database_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            outcome = revoke_token(session, token_id=args.id)
+    finally:
+        engine.dispose()
+    if outcome is None:
+        print(f"tokentrail: there is no token with id {args.id} (see `tokentrail token list`)", file=sys.stderr)
+        return 2
+    token, ended = outcome
+    sessions = f"{ended} dashboard session{'' if ended == 1 else 's'} ended"
+    print(
+        f"Revoked token {token.id} of {token.owner} ({token.name or 'no name'}); it is refused from now on; {sessions}."
+    )
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import os
 
@@ -160,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="let usage sent with this token count on another owner's pull requests (your fork's PRs upstream)",
     )
     create.set_defaults(func=cmd_token_create)
+    listing = token_commands.add_parser("list", help="list the tokens: id, owner, name, created, last used, status")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_commands.add_parser("revoke", help="revoke a token: refused everywhere, its sessions end")
+    revoke.add_argument("id", type=int, metavar="ID", help="the token's id, as `token list` shows it")
+    revoke.set_defaults(func=cmd_token_revoke)
 
     env = commands.add_parser("env", help='print the attribution exports for this checkout: eval "$(tokentrail env)"')
     env.add_argument("--format", choices=["sh", "json"], default="sh")

@@ -1,8 +1,9 @@
 """The dashboard (DESIGN §1): server-rendered HTML pages with inline SVG charts; no JavaScript, no CDN.
 
-Login is an API token: `POST /login` checks it and keeps it in the HttpOnly cookie `tokentrail_session`, so a
-browser sees exactly what the token may read (its owner's repositories). In demo mode (`TOKENTRAIL_DEMO_MODE`)
-the pages open without login on the demo owner.
+Login is an API token: `POST /login` checks it and opens a server-side session (app.sessions) whose random id
+goes in the HttpOnly cookie `tokentrail_session`, so a browser sees exactly what the token may read (its owner's
+repositories) without ever holding the token. Signing in and out are POSTs accepted only from the server's own
+origin (app.origin). In demo mode (`TOKENTRAIL_DEMO_MODE`) the pages open without login on the demo owner.
 """
 
 from __future__ import annotations
@@ -10,30 +11,34 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.deps import PullNumber, SessionDep, SettingsDep
+from app.db import session_scope, write_lock
+from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep
 from app.facts import PullNotFound, gather_facts
+from app.ingest import read_body
+from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
 from app.report import build_report
 from app.report_api import BadPeriod, Since, Until, build_analytics
+from app.sessions import LIFETIME, end_session, owner_of_session, start_session
 from app.settings import Settings
-from app.tokens import owner_of_token
+from app.tokens import TokenInfo, find_token, record_use
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 COOKIE = "tokentrail_session"
-COOKIE_MAX_AGE = 30 * 24 * 3600
 MAX_FORM_BYTES = 4096
 Name = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 def viewer_of(request: Request, session: Session, settings: Settings) -> str | None:
-    """The owner whose pages this browser may see: its session token's owner; in demo mode, the demo owner."""
-    token = request.cookies.get(COOKIE)
-    owner = owner_of_token(session, token) if token else None
+    """The owner whose pages this browser may see: its session's owner; in demo mode, the demo owner."""
+    session_id = request.cookies.get(COOKIE)
+    owner = owner_of_session(session, session_id) if session_id else None
     if owner is None and settings.demo_mode:
         return settings.demo_owner
     return owner
@@ -77,24 +82,65 @@ def home(request: Request, session: SessionDep, settings: SettingsDep) -> Respon
     return _html("login.html.j2", viewer=None, demo=False, error=None)
 
 
+def _require_same_origin(request: Request, settings: Settings, *, action: str) -> None:
+    own = (str(settings.public_url), str(request.base_url))
+    if not is_same_origin(origin=request.headers.get("origin"), referer=request.headers.get("referer"), own=own):
+        raise HTTPException(
+            status_code=403,
+            detail=f"{action} refused: the request's Origin (or Referer) is not this server's own origin",
+        )
+
+
+def _sign_in(factory: sessionmaker[Session], token: str) -> tuple[TokenInfo | None, str | None]:
+    """(the token, a new session id), or (None or the revoked token, None) when it may not sign in."""
+    with factory() as session:
+        found = find_token(session, token) if token else None
+    if found is None or found.is_revoked:
+        return found, None
+    with write_lock(factory), session_scope(factory) as session:
+        record_use(session, token_id=found.id)
+        return found, start_session(session, token_id=found.id)
+
+
+def _sign_out(factory: sessionmaker[Session], session_id: str) -> None:
+    with write_lock(factory), session_scope(factory) as session:
+        end_session(session, session_id)
+
+
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    body = await request.body()
-    fields = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace")) if len(body) <= MAX_FORM_BYTES else {}
+async def login(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> Response:
+    _require_same_origin(request, settings, action="sign-in")
+    body = await read_body(request, limit=MAX_FORM_BYTES)
+    fields = parse_qs(body.decode("utf-8", "replace"))
     token = (fields.get("token") or [""])[0].strip()
-    owner = owner_of_token(session, token) if token else None
-    if owner is None:
+    found, session_id = await run_in_threadpool(_sign_in, factory, token)
+    if session_id is None or found is None:
         error = "That token is not valid. Create one with `tokentrail token create --owner LOGIN`."
+        if found is not None:
+            error = "That token was revoked. Create a new one with `tokentrail token create --owner LOGIN`."
         return _html("login.html.j2", status=401, viewer=None, demo=False, error=error)
-    response = _redirect(f"/dashboard/{quote(owner)}")
+    previous = request.cookies.get(COOKIE)
+    if previous:  # a browser signing in again leaves no session of its own behind
+        await run_in_threadpool(_sign_out, factory, previous)
+    response = _redirect(f"/dashboard/{quote(found.owner)}")
     response.set_cookie(
-        COOKIE, token, max_age=COOKIE_MAX_AGE, path="/", secure=_secure(settings), httponly=True, samesite="lax"
+        COOKIE,
+        session_id,
+        max_age=int(LIFETIME.total_seconds()),
+        path="/",
+        secure=_secure(settings),
+        httponly=True,
+        samesite="lax",
     )
     return response
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
-def logout(settings: SettingsDep) -> Response:
+@router.post("/logout")
+async def logout(request: Request, factory: SessionFactoryDep, settings: SettingsDep) -> Response:
+    _require_same_origin(request, settings, action="sign-out")
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        await run_in_threadpool(_sign_out, factory, session_id)
     response = _redirect("/")
     response.delete_cookie(COOKIE, path="/", secure=_secure(settings), httponly=True, samesite="lax")
     return response

@@ -11,8 +11,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import session_scope, utcnow, write_lock
 from app.settings import Settings
-from app.tokens import TokenIdentity, identity_of_token
+from app.tokens import TokenIdentity, find_token, record_use
 
 log = logging.getLogger("tokentrail")
 
@@ -58,13 +59,19 @@ def bearer_token(request: Request) -> str:
 
 
 def require_identity(request: Request, factory: SessionFactoryDep) -> TokenIdentity:
-    """Whom the bearer token speaks for; 401 otherwise."""
+    """Whom the bearer token speaks for; 401 otherwise, and for a revoked token."""
     token = bearer_token(request)
     with factory() as session:
-        identity = identity_of_token(session, token)
-    if identity is None:
-        raise HTTPException(status_code=401, detail="invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return identity
+        found = find_token(session, token)
+    if found is None or found.is_revoked:
+        detail = "invalid token" if found is None else "this token was revoked"
+        raise HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+    if found.is_use_worth_recording(utcnow()):
+        # A transaction of its own after the read: on SQLite, turning a read into a write could meet a newer
+        # commit and fail instead of waiting.
+        with write_lock(factory), session_scope(factory) as session:
+            record_use(session, token_id=found.id)
+    return TokenIdentity(owner=found.owner, share_upstream=found.share_upstream)
 
 
 def require_owner(request: Request, factory: SessionFactoryDep) -> str:
@@ -78,9 +85,10 @@ OwnerDep = Annotated[str, Depends(require_owner)]
 
 def require_repo_reader(owner: str, repo: str, request: Request, factory: SessionFactoryDep) -> str:
     """`owner/name` when the caller may read that repository: an API token of its owner, or a GitHub Actions OIDC
-    token of that very repository whose owner has installed the App (DESIGN §8). 401/403 otherwise."""
-    from app.oidc import OidcError, looks_like_jwt, verify_actions_token
-    from app.repo_state import owner_has_installation
+    token of that very repository, installed with the App, whose ids match what GitHub's webhooks told
+    (DESIGN §8). 401/403 otherwise."""
+    from app.oidc import OidcError, looks_like_jwt, refusal, verify_actions_token
+    from app.repo_state import recorded_repository
 
     full_name = f"{owner.lower()}/{repo.lower()}"
     token = bearer_token(request)
@@ -99,9 +107,9 @@ def require_repo_reader(owner: str, repo: str, request: Request, factory: Sessio
     if identity.repository != full_name:
         raise HTTPException(status_code=403, detail=f"this OIDC token is for {identity.repository}, not {full_name}")
     with factory() as session:
-        installed = owner_has_installation(session, identity.owner)
-    if not installed:
-        raise HTTPException(status_code=403, detail=f"the Tokentrail App is not installed for {identity.owner}")
+        reason = refusal(identity, recorded_repository(session, full_name))
+    if reason is not None:
+        raise HTTPException(status_code=403, detail=reason)
     return full_name
 
 

@@ -12,17 +12,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.parsing import dig, to_datetime
+from app.parsing import dig
+from app.webhook_fields import (
+    KIND_CHARS,
+    LOGIN_CHARS,
+    MAX_NUMBER,
+    REF_CHARS,
+    URL_CHARS,
+    fits,
+    full_name,
+    github_id,
+    integer,
+    items,
+    moment,
+    ranged,
+    sha,
+    text,
+)
+from app.webhook_fields import (
+    Ignored as Ignored,  # raised by parse_event: its callers know it from here
+)
 
 ZERO_SHA = "0" * 40
-
-
-class Ignored(Exception):  # a verdict, not an error
-    """This delivery needs no work; the reason goes back to GitHub in the 200 answer."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,9 @@ class InstallationEvent:
     account_type: str
     repos_added: tuple[str, ...] = ()
     repos_removed: tuple[str, ...] = ()
+    # GitHub's ids, which outlive names: the account's, and each added repository's (its owner is the account).
+    account_id: int | None = None
+    repository_ids: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,9 @@ class PullRequestEvent:
     pull: PullRequestSnapshot
     before: str | None = None  # synchronize: the previous head
     base_changed: bool = False
+    # GitHub's ids of the repository and of its owner (None in a payload that lacks them).
+    repository_id: int | None = None
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,9 @@ class ReviewEvent:
     reviewer: str
     state: str  # approved | changes_requested | commented | dismissed
     submitted_at: datetime
+    # GitHub's ids of the repository and of its owner (None in a payload that lacks them).
+    repository_id: int | None = None
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +132,9 @@ class PushEvent:
     commits: tuple[str, ...]
     pushed_at: datetime
     authors: tuple[CommitAuthor, ...] = ()  # of the pushed commits
+    # GitHub's ids of the repository and of its owner (None in a payload that lacks them).
+    repository_id: int | None = None
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +166,7 @@ def parse_event(event: str, payload: Any) -> Event:
     """The facts of a delivery, or `Ignored` with the reason it needs no work."""
     if not isinstance(payload, dict):
         raise Ignored("payload is not a JSON object")
-    action = _text(payload.get("action"))  # not a str (a list, say) must not reach a set lookup
+    action = text(payload.get("action"))  # not a str (a list, say) must not reach a set lookup
     if event == "ping":
         raise Ignored("ping: pong")
     if event in {"installation", "installation_repositories"}:
@@ -165,47 +188,29 @@ def parse_event(event: str, payload: Any) -> Event:
     raise Ignored(f"event {event!r} is not used")
 
 
-def _text(value: Any, default: str = "") -> str:
-    # PostgreSQL text cannot hold NUL; a title or login carrying one must not fail the worker's inserts.
-    return value.replace("\x00", "") if isinstance(value, str) else default
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _items(value: Any) -> list[Any]:
-    """A JSON array, or nothing: a drifted scalar or object must not be iterated."""
-    return value if isinstance(value, list) else []
-
-
-def _full_name(repository: Any) -> str | None:
-    name = dig(repository, "full_name") if isinstance(repository, dict) else None
-    return name.lower() if isinstance(name, str) and "/" in name else None
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return to_datetime(value)
-    except ValueError:
-        return None
-
-
 def _installation_id(payload: dict[str, Any]) -> int | None:
-    return _int(dig(payload, "installation", "id"))
+    return github_id(dig(payload, "installation", "id"), "installation.id")
 
 
 def _repo_of(payload: dict[str, Any]) -> tuple[str, str]:
-    repo = _full_name(payload.get("repository"))
+    repo = full_name(payload.get("repository"), "repository")
     if repo is None:
         raise Ignored("payload names no repository")
-    return repo, _text(dig(payload, "repository", "default_branch"), "main")
+    default_branch = text(dig(payload, "repository", "default_branch"), "main")
+    return repo, fits(default_branch, "repository.default_branch", REF_CHARS)
+
+
+def _repository_ids(payload: dict[str, Any]) -> tuple[int | None, int | None]:
+    """GitHub's ids of the repository and of its owner: they stay when a name is renamed or reused."""
+    repository = payload.get("repository")
+    return (
+        github_id(dig(repository, "id"), "repository.id"),
+        github_id(dig(repository, "owner", "id"), "repository.owner.id"),
+    )
 
 
 def _installation(event: str, payload: dict[str, Any]) -> InstallationEvent:
-    action = _text(payload.get("action"))
+    action = text(payload.get("action"))
     if event == "installation" and action not in INSTALLATION_ACTIONS:
         raise Ignored(f"installation.{action} needs no work")
     installation_id = _installation_id(payload)
@@ -213,56 +218,73 @@ def _installation(event: str, payload: dict[str, Any]) -> InstallationEvent:
     if installation_id is None or not isinstance(login, str):
         raise Ignored("installation payload lacks its id or account")
 
-    def names(key: str) -> tuple[str, ...]:
-        items = _items(payload.get(key))
-        return tuple(n for n in (_full_name(item) for item in items if isinstance(item, dict)) if n)
+    def repositories(key: str) -> list[tuple[str, int | None]]:
+        found = []
+        for index, item in enumerate(items(payload.get(key))):
+            name = full_name(item, f"{key}[{index}]")
+            if name:
+                found.append((name, github_id(dig(item, "id"), f"{key}[{index}].id")))
+        return found
 
-    added = names("repositories_added") if event == "installation_repositories" else names("repositories")
+    added = repositories("repositories_added" if event == "installation_repositories" else "repositories")
+    removed = repositories("repositories_removed") if event == "installation_repositories" else []
+    if action == "deleted":
+        added = []
+    account_type = text(dig(payload, "installation", "account", "type"), "User")
     return InstallationEvent(
         action=action if event == "installation" else f"repositories_{action}",
         installation_id=installation_id,
-        account_login=login.lower(),
-        account_type=_text(dig(payload, "installation", "account", "type"), "User"),
-        repos_added=added if action != "deleted" else (),
-        repos_removed=names("repositories_removed") if event == "installation_repositories" else (),
+        account_login=fits(text(login).lower(), "installation.account.login", LOGIN_CHARS),
+        account_type=fits(account_type, "installation.account.type", KIND_CHARS),
+        account_id=github_id(dig(payload, "installation", "account", "id"), "installation.account.id"),
+        repos_added=tuple(name for name, _ in added),
+        repos_removed=tuple(name for name, _ in removed),
+        repository_ids=tuple((name, repo_id) for name, repo_id in added if repo_id is not None),
     )
 
 
 def parse_pull(data: Any, *, repo: str) -> PullRequestSnapshot:
-    """A pull request object (webhook or REST) as a snapshot; raises Ignored when essentials are missing."""
-    if not isinstance(data, dict) or _int(data.get("number")) is None:
+    """A pull request object (webhook or REST) as a snapshot; raises Ignored when essentials are missing or a
+    value does not fit its column."""
+    if not isinstance(data, dict) or integer(data.get("number")) is None:
         raise Ignored("payload has no pull request")
-    created_at = _time(data.get("created_at"))
-    head_sha = _text(dig(data, "head", "sha")).lower()
-    if created_at is None or not head_sha:
+    number = ranged(data.get("number"), "pull_request.number", high=MAX_NUMBER)
+    created_at = moment(data.get("created_at"))
+    head_sha = sha(dig(data, "head", "sha"), "pull_request.head.sha")
+    if number is None or created_at is None or not head_sha:
         raise Ignored("pull request lacks created_at or head sha")
     labels = tuple(
         label["name"]
-        for label in _items(data.get("labels"))
+        for label in items(data.get("labels"))
         if isinstance(label, dict) and isinstance(label.get("name"), str)
     )
 
     def count(key: str) -> int | None:
-        value = _int(data.get(key))
-        return value if value is not None and value >= 0 else None
+        value = integer(data.get(key))
+        if value is None or value < 0:  # drift: keep what is stored
+            return None
+        return ranged(value, f"pull_request.{key}", low=0, high=MAX_NUMBER)
+
+    def ref(key: str) -> str:
+        return fits(text(dig(data, key, "ref")), f"pull_request.{key}.ref", REF_CHARS)
 
     return PullRequestSnapshot(
         repo=repo,
-        number=data["number"],
-        title=_text(data.get("title")),
-        author=_text(dig(data, "user", "login")),
+        number=number,
+        title=text(data.get("title")),
+        author=fits(text(dig(data, "user", "login")), "pull_request.user.login", LOGIN_CHARS),
         state="closed" if data.get("state") == "closed" else "open",
         merged=bool(data.get("merged")) or data.get("merged_at") is not None,
         draft=bool(data.get("draft")),
-        head_repo=_full_name(dig(data, "head", "repo")),
-        head_ref=_text(dig(data, "head", "ref")),
+        head_repo=full_name(dig(data, "head", "repo"), "pull_request.head.repo"),
+        head_ref=ref("head"),
         head_sha=head_sha,
-        base_ref=_text(dig(data, "base", "ref")),
+        base_ref=ref("base"),
         created_at=created_at,
-        closed_at=_time(data.get("closed_at")),
-        merged_at=_time(data.get("merged_at")),
-        updated_at=_time(data.get("updated_at")),
-        html_url=_text(data.get("html_url")),
+        closed_at=moment(data.get("closed_at")),
+        merged_at=moment(data.get("merged_at")),
+        updated_at=moment(data.get("updated_at")),
+        html_url=fits(text(data.get("html_url")), "pull_request.html_url", URL_CHARS),
         labels=labels,
         additions=count("additions"),
         deletions=count("deletions"),
@@ -272,52 +294,58 @@ def parse_pull(data: Any, *, repo: str) -> PullRequestSnapshot:
 
 def _pull_request(payload: dict[str, Any]) -> PullRequestEvent:
     repo, default_branch = _repo_of(payload)
-    action = _text(payload.get("action"))
+    action = text(payload.get("action"))
     base_changed = action == "edited" and isinstance(dig(payload, "changes", "base"), dict)
     if action == "edited" and not base_changed and not isinstance(dig(payload, "changes", "title"), dict):
         raise Ignored("pull_request.edited without a base or title change needs no work")
+    repository_id, owner_id = _repository_ids(payload)
     return PullRequestEvent(
         action=action,
         installation_id=_installation_id(payload),
         default_branch=default_branch,
         pull=parse_pull(payload.get("pull_request"), repo=repo),
-        before=_text(payload.get("before")).lower() or None,
+        before=sha(payload.get("before"), "before") or None,
         base_changed=base_changed,
+        repository_id=repository_id,
+        owner_id=owner_id,
     )
 
 
 def _review(payload: dict[str, Any]) -> ReviewEvent:
     repo, default_branch = _repo_of(payload)
     review = payload.get("review")
-    review_id = _int(dig(review, "id"))
+    review_id = github_id(dig(review, "id"), "review.id")
     if review_id is None:
         raise Ignored("review payload lacks the review id")
-    state = _text(dig(review, "state")).lower()  # webhooks send lower case, the REST API upper case
+    state = text(dig(review, "state")).lower()  # webhooks send lower case, the REST API upper case
     if payload.get("action") == "dismissed":
         state = "dismissed"
+    repository_id, owner_id = _repository_ids(payload)
     return ReviewEvent(
-        action=_text(payload.get("action")),
+        action=text(payload.get("action")),
         installation_id=_installation_id(payload),
         default_branch=default_branch,
         pull=parse_pull(payload.get("pull_request"), repo=repo),
         review_id=review_id,
-        reviewer=_text(dig(review, "user", "login")).lower(),
-        state=state,
-        submitted_at=_time(dig(review, "submitted_at")) or datetime.now(tz=UTC),
+        reviewer=fits(text(dig(review, "user", "login")).lower(), "review.user.login", LOGIN_CHARS),
+        state=fits(state, "review.state", KIND_CHARS),
+        submitted_at=moment(dig(review, "submitted_at")) or datetime.now(tz=UTC),
+        repository_id=repository_id,
+        owner_id=owner_id,
     )
 
 
 def commit_author(git_author: Any, login: Any) -> CommitAuthor:
     """From a commit's git author ({name, email}) and the login GitHub matched to it (a push's `username`, the
     REST commit's top-level `author.login`)."""
-    email = _text(dig(git_author, "email")).strip().lower()
-    name = _text(dig(git_author, "name")).strip()
-    return CommitAuthor(email=email or None, name=name or None, login=_text(login).strip() or None)
+    email = text(dig(git_author, "email")).strip().lower()
+    name = text(dig(git_author, "name")).strip()
+    return CommitAuthor(email=email or None, name=name or None, login=text(login).strip() or None)
 
 
-def parse_pull_commits(items: Any) -> list[PullCommit]:
+def parse_pull_commits(listed: Any) -> list[PullCommit]:
     """`GET /repos/{o}/{r}/pulls/{n}/commits` items: each sha with its author (items without a sha are skipped)."""
-    commits = [item for item in _items(items) if isinstance(item, dict) and isinstance(item.get("sha"), str)]
+    commits = [item for item in items(listed) if isinstance(item, dict) and isinstance(item.get("sha"), str)]
     return [
         PullCommit(item["sha"].lower(), commit_author(dig(item, "commit", "author"), dig(item, "author", "login")))
         for item in commits
@@ -327,22 +355,23 @@ def parse_pull_commits(items: Any) -> list[PullCommit]:
 
 def _push(payload: dict[str, Any]) -> PushEvent:
     repo, default_branch = _repo_of(payload)
-    ref = _text(payload.get("ref"))
+    ref = text(payload.get("ref"))
     if not ref.startswith("refs/heads/"):
-        raise Ignored(f"push to {ref or 'an unknown ref'} is not a branch")
+        raise Ignored(f"push to {ref[:300] or 'an unknown ref'} is not a branch")
     commits = tuple(
-        sha.lower()
-        for sha in (dig(c, "id") for c in _items(payload.get("commits")) if isinstance(c, dict))
-        if isinstance(sha, str)
+        sha(commit["id"], f"commits[{index}].id")
+        for index, commit in enumerate(items(payload.get("commits")))
+        if isinstance(commit, dict) and isinstance(commit.get("id"), str)
     )
-    pushed_at = _time(dig(payload, "head_commit", "timestamp")) or _time(dig(payload, "repository", "pushed_at"))
+    pushed_at = moment(dig(payload, "head_commit", "timestamp")) or moment(dig(payload, "repository", "pushed_at"))
+    repository_id, owner_id = _repository_ids(payload)
     return PushEvent(
         installation_id=_installation_id(payload),
         repo=repo,
         default_branch=default_branch,
-        branch=ref[len("refs/heads/") :],
-        before=_text(payload.get("before")).lower(),
-        after=_text(payload.get("after")).lower(),
+        branch=fits(ref[len("refs/heads/") :], "ref (the branch name)", REF_CHARS),
+        before=sha(payload.get("before"), "before"),
+        after=sha(payload.get("after"), "after"),
         created=bool(payload.get("created")),
         deleted=bool(payload.get("deleted")),
         forced=bool(payload.get("forced")),
@@ -350,9 +379,11 @@ def _push(payload: dict[str, Any]) -> PushEvent:
         pushed_at=pushed_at or datetime.now(tz=UTC),
         authors=tuple(
             commit_author(c.get("author"), dig(c, "author", "username"))
-            for c in _items(payload.get("commits"))
+            for c in items(payload.get("commits"))
             if isinstance(c, dict)
         ),
+        repository_id=repository_id,
+        owner_id=owner_id,
     )
 
 
@@ -362,14 +393,15 @@ def _check_rerequest(event: str, payload: dict[str, Any]) -> CheckRerequest:
     if event == "check_run" and dig(body, "name") not in (None, "AI spend"):
         raise Ignored("check run is not ours")
     numbers = tuple(
-        pr["number"]
-        for pr in _items(dig(body, "pull_requests"))
-        if isinstance(pr, dict) and _int(pr.get("number")) is not None
+        number
+        for index, pr in enumerate(items(dig(body, "pull_requests")))
+        if isinstance(pr, dict)
+        and (number := ranged(pr.get("number"), f"{event}.pull_requests[{index}].number", high=MAX_NUMBER)) is not None
     )
     return CheckRerequest(
         installation_id=_installation_id(payload),
         repo=repo,
-        head_sha=_text(dig(body, "head_sha")).lower(),
+        head_sha=sha(dig(body, "head_sha"), f"{event}.head_sha"),
         numbers=numbers,
     )
 
@@ -379,5 +411,5 @@ def loads(body: bytes) -> Any:
     GitHub never sends and which the delivery row (stored as UTF-8 text) could not hold faithfully."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError):  # ValueError: also an integer past Python's 4,300-digit limit
         raise Ignored("payload is not JSON") from None

@@ -17,6 +17,7 @@ from app import api, dashboard, ingest, jobs, metrics, outage, pulls_api, report
 from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
 from app.oidc import JwksCache
+from app.page_headers import SecurityHeaders
 from app.publish import Publisher
 from app.settings import Settings, get_settings
 from app.worker import Worker
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         gauges = metrics.render_gauge("tokentrail_jobs", "Jobs in the outbox, by state", "state", job_counts)
         return PlainTextResponse(metrics.render_all(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # Outermost, so that every answer carries the headers, errors of the other middlewares included.
+    app.add_middleware(SecurityHeaders)
     app.include_router(ingest.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)

@@ -122,6 +122,26 @@ class IngestToken(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=_utc())
     # Records sent with this token may reach another owner's pull request (a fork's PR upstream; DESIGN §5).
     share_upstream: bool = Field(default=False, sa_column=_flag())
+    # Set by `tokentrail token revoke`: the token is refused everywhere from then on, and its sessions end.
+    revoked_at: datetime | None = Field(default=None, sa_type=_utc())
+
+
+class DashboardSession(SQLModel, table=True):
+    """A browser signed in to the dashboard with a token. The cookie holds a random session id, never the token;
+    only the id's SHA-256 is stored. The session lasts until it expires, its owner signs out, or its token is
+    revoked."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    id_hash: str = Field(sa_type=sa.String(64), unique=True)
+    token_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("ingest_tokens.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    created_at: datetime = Field(sa_type=_utc())
+    expires_at: datetime = Field(sa_type=_utc(), index=True)
 
 
 class Installation(SQLModel, table=True):
@@ -134,6 +154,8 @@ class Installation(SQLModel, table=True):
     account_type: str = Field(default="Organization", sa_type=sa.String(32))
     suspended: bool = Field(default=False)
     deleted: bool = Field(default=False)
+    # GitHub's id of the account: a login can be renamed and taken by another account, the id cannot.
+    account_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     updated_at: datetime = Field(sa_type=_utc())
 
 
@@ -142,6 +164,11 @@ class Repository(SQLModel, table=True):
 
     full_name: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
     installation_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    # GitHub's ids of the repository and of its owner, from the webhooks: an Actions OIDC token must carry the
+    # same ones, so a repository deleted and re-created under the same name (or a renamed and re-registered
+    # organisation) inherits nothing.
+    repository_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    owner_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     default_branch: str = Field(default="main", sa_type=sa.String(255))
     default_branch_sha: str | None = Field(default=None, sa_type=sa.String(40))
     # The cached .github/tokentrail.yml of the default branch, refreshed when the default branch moves.

@@ -2,7 +2,9 @@
 
 The run's JWT (RS256) is checked against GitHub's JWKS (cached; fetched again when a token names a key we do not
 know, at most every MIN_REFRESH seconds so forged `kid`s cannot make us hammer the JWKS endpoint), its issuer,
-its audience (the server's public URL unless configured), and its times with a small leeway.
+its audience (the server's public URL unless configured), and its times with a small leeway. Then `refusal`
+holds its claims against what GitHub's webhooks told of the repository: names can be renamed and taken again,
+GitHub's numeric ids cannot.
 """
 
 from __future__ import annotations
@@ -34,6 +36,60 @@ class ActionsIdentity:
     repository: str  # "owner/name", lower-cased
     owner: str
     claims: dict[str, Any]
+
+    def claim(self, name: str) -> str:
+        """A claim as text (GitHub sends ids as strings), lower-cased; "" when absent."""
+        value = self.claims.get(name)
+        return str(value).strip().lower() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedInstallation:
+    account_login: str
+    account_id: int | None
+    suspended: bool
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRepository:
+    """What the webhooks told of a repository, and of the App installation it belongs to (None: no such
+    installation was ever announced)."""
+
+    full_name: str
+    repository_id: int | None
+    owner_id: int | None
+    removed: bool
+    installation: RecordedInstallation | None
+
+
+def refusal(identity: ActionsIdentity, recorded: RecordedRepository | None) -> str | None:
+    """Why a verified run token of `identity.repository` may not read it, or None when it may."""
+    repo, owner = identity.repository, identity.owner
+    if identity.claim("repository_owner") != owner:
+        return f"this OIDC token's repository_owner {identity.claim('repository_owner')!r} is not {owner}, of {repo}"
+    if recorded is None:
+        return f"the Tokentrail App is not installed on {repo}: it must be installed on it for its runs to read"
+    installation = recorded.installation
+    if installation is None:
+        return f"the Tokentrail App is not installed for {owner}"
+    if installation.deleted:
+        return f"the Tokentrail App was uninstalled from {installation.account_login}"
+    if installation.suspended:
+        return f"the Tokentrail App's installation on {installation.account_login} is suspended"
+    if recorded.removed:
+        return f"{repo} was removed from the Tokentrail App's installation"
+    if recorded.repository_id is None or recorded.owner_id is None:
+        return (
+            f"the Tokentrail App must be installed on {repo}: GitHub's ids for it are not recorded yet "
+            "(the next webhook about it brings them)"
+        )
+    if identity.claim("repository_id") != str(recorded.repository_id):
+        return f"this OIDC token is for another repository id than {repo}'s: a different repository of that name"
+    owner_ids = {str(recorded.owner_id)} | ({str(installation.account_id)} if installation.account_id else set())
+    if {identity.claim("repository_owner_id")} != owner_ids:
+        return f"this OIDC token is for another owner id than {owner}'s: a different account of that name"
+    return None
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -92,7 +148,19 @@ def verify_actions_token(token: str, *, jwks: JwksCache, audience: str) -> Actio
             audience=audience,
             issuer=ISSUER,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "iss", "aud", "repository"]},
+            # GitHub sends every run token these claims; the ids are what a reused name cannot fake
+            options={
+                "require": [
+                    "exp",
+                    "iat",
+                    "iss",
+                    "aud",
+                    "repository",
+                    "repository_owner",
+                    "repository_owner_id",
+                    "repository_id",
+                ]
+            },
         )
     except jwt.ExpiredSignatureError:
         raise OidcError("token has expired") from None

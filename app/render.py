@@ -28,6 +28,9 @@ MAX_SUMMARY_CHARS = 65_535  # a check run's output.summary
 MAX_TEXT = 120  # a user string longer than this is shortened: no title or model name may crowd out the report
 _STATE = re.compile(r"<!-- tokentrail:state head=(\S*) generated=(\S+) -->")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#!])")
+# Where GitHub would turn user text into a link: a scheme it auto-links before "://", or "www" before ".".
+# (E-mail addresses are already broken by the joiner after every "@".)
+_AUTOLINK = re.compile(r"(?i)(?:https?|ftp)(?=://)|www(?=\.)")
 T = TypeVar("T")
 
 
@@ -53,13 +56,16 @@ class Table(Generic[T]):
 
 
 def escape_md(text: str | None, limit: int = MAX_TEXT) -> str:
-    """Plain text for a markdown table cell: one line, punctuation escaped, and no @-mention that would ping."""
+    """Plain text for a markdown table cell: one line, punctuation escaped, and no @-mention that would ping nor
+    bare URL or e-mail address that GitHub would turn into a link. An invisible zero-width joiner breaks each of
+    those, so the text still reads the same to a person."""
     if text is None:
         return "—"
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("@", "@\u200d")  # a zero-width joiner breaks the mention
+    text = _AUTOLINK.sub(lambda found: found.group(0) + "\u200d", text)
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("@", "@\u200d")
 
 
 def _login(login: str | None) -> str:

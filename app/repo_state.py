@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.db import as_utc, utcnow
 from app.events import InstallationEvent, PullRequestSnapshot
 from app.models import Installation, PullRequest, PullRequestCommit, Push, Repository, Review
+from app.oidc import RecordedInstallation, RecordedRepository
 
 INSTALLATIONS = Installation.__table__  # type: ignore[attr-defined]
 REPOSITORIES = Repository.__table__  # type: ignore[attr-defined]
@@ -43,6 +44,8 @@ def apply_installation(session: Session, event: InstallationEvent) -> None:
         "account_type": event.account_type,
         "updated_at": now,
     }
+    if event.account_id is not None:
+        values["account_id"] = event.account_id
     if event.action == "deleted":
         values["deleted"] = True
     elif event.action == "suspend":
@@ -50,8 +53,16 @@ def apply_installation(session: Session, event: InstallationEvent) -> None:
     elif event.action in {"unsuspend", "created"}:
         values.update(suspended=False, deleted=False)
     _upsert(session, INSTALLATIONS, keys={"id": event.installation_id}, values=values)
+    repository_ids = dict(event.repository_ids)
     for repo in event.repos_added:
-        upsert_repository(session, repo=repo, installation_id=event.installation_id)
+        # An installation's repositories belong to its account: the account's id is their owner's id.
+        upsert_repository(
+            session,
+            repo=repo,
+            installation_id=event.installation_id,
+            repository_id=repository_ids.get(repo),
+            owner_id=event.account_id if repo in repository_ids else None,
+        )
     removed = list(event.repos_removed)
     if event.action == "deleted":
         removed = [
@@ -67,7 +78,13 @@ def apply_installation(session: Session, event: InstallationEvent) -> None:
 
 
 def upsert_repository(
-    session: Session, *, repo: str, installation_id: int | None = None, default_branch: str | None = None
+    session: Session,
+    *,
+    repo: str,
+    installation_id: int | None = None,
+    default_branch: str | None = None,
+    repository_id: int | None = None,
+    owner_id: int | None = None,
 ) -> list[tuple[str, str]]:
     """Store what an event says of a repository; returns the (repo, branch) pairs that became or stopped being its
     default branch (records on them match differently: DESIGN §5 never matches the default branch)."""
@@ -79,6 +96,8 @@ def upsert_repository(
         values["installation_id"] = installation_id
     if default_branch:
         values["default_branch"] = default_branch
+    if repository_id is not None and owner_id is not None:  # a pair: the ids of one repository, told at once
+        values.update(repository_id=repository_id, owner_id=owner_id)
     _upsert(session, REPOSITORIES, keys={"full_name": repo}, values=values)
     if default_branch and before is not None and before != default_branch:
         return [(repo, before), (repo, default_branch)]
@@ -90,13 +109,38 @@ def installation_of(session: Session, repo: str) -> int | None:
     return None if row is None else row[0]
 
 
-def owner_has_installation(session: Session, owner: str) -> bool:
+def recorded_repository(session: Session, repo: str) -> RecordedRepository | None:
+    """What the webhooks told of `repo` and of the installation it belongs to; None when they never named it."""
     row = session.execute(
-        sa.select(INSTALLATIONS.c.id).where(
-            INSTALLATIONS.c.account_login == owner.lower(), INSTALLATIONS.c.deleted.is_(False)
+        sa.select(
+            REPOSITORIES.c.repository_id,
+            REPOSITORIES.c.owner_id,
+            REPOSITORIES.c.removed,
+            INSTALLATIONS.c.account_login,
+            INSTALLATIONS.c.account_id,
+            INSTALLATIONS.c.suspended,
+            INSTALLATIONS.c.deleted,
         )
+        .select_from(REPOSITORIES.outerjoin(INSTALLATIONS, INSTALLATIONS.c.id == REPOSITORIES.c.installation_id))
+        .where(REPOSITORIES.c.full_name == repo)
     ).first()
-    return row is not None
+    if row is None:
+        return None
+    installation = None
+    if row.account_login is not None:
+        installation = RecordedInstallation(
+            account_login=row.account_login,
+            account_id=row.account_id,
+            suspended=bool(row.suspended),
+            deleted=bool(row.deleted),
+        )
+    return RecordedRepository(
+        full_name=repo,
+        repository_id=row.repository_id,
+        owner_id=row.owner_id,
+        removed=bool(row.removed),
+        installation=installation,
+    )
 
 
 def default_branches(session: Session, repos: Iterable[str]) -> dict[str, str]:

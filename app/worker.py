@@ -184,7 +184,12 @@ class Worker:
     def _on_pull_request(self, session: Session, event: PullRequestEvent) -> None:
         pull = event.pull
         moved = repo_state.upsert_repository(
-            session, repo=pull.repo, installation_id=event.installation_id, default_branch=event.default_branch
+            session,
+            repo=pull.repo,
+            installation_id=event.installation_id,
+            default_branch=event.default_branch,
+            repository_id=event.repository_id,
+            owner_id=event.owner_id,
         )
         if event.action in {"opened", "reopened", "synchronize", "ready_for_review", "closed"}:
             # Each head the PR had, at the time GitHub says it became the head: the bounds of "cost between pushes".
@@ -195,7 +200,12 @@ class Worker:
     def _on_review(self, session: Session, event: ReviewEvent) -> None:
         pull = event.pull
         moved = repo_state.upsert_repository(
-            session, repo=pull.repo, installation_id=event.installation_id, default_branch=event.default_branch
+            session,
+            repo=pull.repo,
+            installation_id=event.installation_id,
+            default_branch=event.default_branch,
+            repository_id=event.repository_id,
+            owner_id=event.owner_id,
         )
         repo_state.upsert_review(
             session,
@@ -210,7 +220,12 @@ class Worker:
 
     def _on_push(self, session: Session, event: PushEvent) -> None:
         moved = repo_state.upsert_repository(
-            session, repo=event.repo, installation_id=event.installation_id, default_branch=event.default_branch
+            session,
+            repo=event.repo,
+            installation_id=event.installation_id,
+            default_branch=event.default_branch,
+            repository_id=event.repository_id,
+            owner_id=event.owner_id,
         )
         people.record_people(session, owner=event.repo.split("/")[0], authors=event.authors)
         if moved:

@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tests.fake_github_bodies import stable_id
+
 UPSTREAM = Path(__file__).resolve().parent / "fixtures" / "github"
 
 
@@ -22,11 +24,17 @@ def _upstream(name: str) -> dict[str, Any]:
     return data
 
 
+def github_id(name: str) -> int:
+    """The id GitHub gives the account or repository called `name` in these tests: stable, so that webhooks and
+    OIDC claims agree on it (GitHub's ids never change with a name; a test of a renamed account picks others)."""
+    return stable_id(name.lower())
+
+
 def _repository(full_name: str, *, default_branch: str = "main") -> dict[str, Any]:
     owner, name = full_name.split("/")
     repository = copy.deepcopy(_upstream("pull_request.opened.payload.json")["repository"])
-    repository.update(full_name=full_name, name=name, default_branch=default_branch)
-    repository["owner"] = {**repository["owner"], "login": owner}
+    repository.update(full_name=full_name, name=name, default_branch=default_branch, id=github_id(full_name))
+    repository["owner"] = {**repository["owner"], "login": owner, "id": github_id(owner)}
     return repository
 
 
@@ -110,13 +118,22 @@ def make_review_event(
 
 
 def make_installation_event(
-    *, account: str = "acme", installation_id: int = 77, repos: tuple[str, ...] = ("acme/widgets",)
+    *,
+    account: str = "acme",
+    installation_id: int = 77,
+    repos: tuple[str, ...] = ("acme/widgets",),
+    action: str = "created",
 ) -> dict[str, Any]:
     payload = copy.deepcopy(_upstream("installation.created.payload.json"))
+    payload["action"] = action
     payload["installation"] = {**payload["installation"], "id": installation_id}
-    payload["installation"]["account"] = {**payload["installation"]["account"], "login": account}
+    payload["installation"]["account"] = {
+        **payload["installation"]["account"],
+        "login": account,
+        "id": github_id(account),
+    }
     payload["repositories"] = [
-        {"id": i, "name": r.split("/")[1], "full_name": r, "private": True} for i, r in enumerate(repos)
+        {"id": github_id(r), "name": r.split("/")[1], "full_name": r, "private": True} for r in repos
     ]
     return payload
 

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from tests.github_payloads import github_id
+
 ISSUER = "https://token.actions.githubusercontent.com"
 JWKS_PATH = "/.well-known/jwks"
 TOKEN_PATH = "/_apis/oidc/token"
@@ -103,8 +105,9 @@ class OidcIssuer:
             "sha": "b" * 40,
             "repository": repository,
             "repository_owner": owner,
-            "repository_owner_id": "1001",
-            "repository_id": "2002",
+            # GitHub's ids, as strings: the ones the test webhooks give this owner and repository
+            "repository_owner_id": str(github_id(owner)),
+            "repository_id": str(github_id(repository)),
             "repository_visibility": "private",
             "run_id": "3003",
             "run_number": "7",

@@ -16,6 +16,7 @@ from app.budget import format_usd
 from app.dashboard import COOKIE
 from app.settings import Settings
 from tests.dashboard_seed import PERIOD, WIDGETS, seeded_client
+from tests.support import SAME_ORIGIN, sign_in
 
 OVERVIEW_CHARTS = ["chart-spend", "chart-outcomes", "chart-merged", "chart-authors", "chart-agents", "chart-branches"]
 
@@ -90,20 +91,20 @@ def test_login_sets_a_session_cookie_and_logout_clears_it(seeded: tuple[TestClie
     page = client.get("/")
     assert page.status_code == 200 and 'name="token"' in page.text and 'action="/login"' in page.text
 
-    refused = client.post("/login", data={"token": "tt_not-a-token"}, follow_redirects=False)
+    refused = client.post("/login", data={"token": "tt_not-a-token"}, headers=SAME_ORIGIN, follow_redirects=False)
     assert refused.status_code == 401 and "not valid" in refused.text
     assert COOKIE not in refused.headers.get("set-cookie", "")
 
-    answer = client.post("/login", data={"token": tokens["acme"]}, follow_redirects=False)
+    answer = client.post("/login", data={"token": tokens["acme"]}, headers=SAME_ORIGIN, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/acme"
     cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}={tokens['acme']};")
+    assert cookie.startswith(f"{COOKIE}=") and tokens["acme"] not in cookie  # a session id, not the token
     flags = {part.strip().lower() for part in cookie.split(";")}
     assert {"httponly", "samesite=lax", "path=/"} <= flags
     assert "secure" not in flags  # the public URL is http://
     assert client.get("/", follow_redirects=False).headers["location"] == "/dashboard/acme"
 
-    out = client.post("/logout", follow_redirects=False)
+    out = client.post("/logout", headers=SAME_ORIGIN, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"] == "/"
     assert f'{COOKIE}=""' in out.headers["set-cookie"] or "max-age=0" in out.headers["set-cookie"].lower()
     client.cookies.clear()
@@ -113,7 +114,7 @@ def test_login_sets_a_session_cookie_and_logout_clears_it(seeded: tuple[TestClie
 def test_the_cookie_is_secure_behind_https(settings: Settings, factory: sessionmaker[Session]) -> None:
     secure = settings.model_copy(update={"public_url": "https://tokentrail.example.com"})
     with seeded_client(secure, factory) as (client, tokens):
-        answer = client.post("/login", data={"token": tokens["acme"]}, follow_redirects=False)
+        answer = client.post("/login", data={"token": tokens["acme"]}, headers=SAME_ORIGIN, follow_redirects=False)
     assert "secure" in {part.strip().lower() for part in answer.headers["set-cookie"].split(";")}
 
 
@@ -124,7 +125,10 @@ def test_who_may_see_what(seeded: tuple[TestClient, dict[str, str]]) -> None:
         assert anonymous.status_code == 303 and anonymous.headers["location"] == "/"
     client.cookies.set(COOKIE, "tt_forged")
     assert client.get("/dashboard/acme", follow_redirects=False).status_code == 303
-    client.cookies.set(COOKIE, tokens["acme"])
+    client.cookies.set(COOKIE, tokens["acme"])  # the token itself is no session
+    assert client.get("/dashboard/acme", follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    sign_in(client, tokens["acme"])
     for path in ("/dashboard/umbrella", "/dashboard/umbrella/secret", "/dashboard/Umbrella/secret/pulls/1"):
         denied = client.get(path)
         assert denied.status_code == 403, path
@@ -170,7 +174,7 @@ def test_repository_page_shows_the_report_figures(seeded: tuple[TestClient, dict
         f"/v1/repos/{WIDGETS}/report", params=PERIOD, headers={"Authorization": f"Bearer {tokens['acme']}"}
     )
     body: dict[str, Any] = report.json()
-    client.cookies.set(COOKIE, tokens["acme"])
+    sign_in(client, tokens["acme"])
     page = client.get(f"/dashboard/{WIDGETS}", params=PERIOD)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
@@ -201,7 +205,7 @@ def test_owner_page_lists_repositories_with_their_figures(seeded: tuple[TestClie
     body = client.get(
         "/v1/orgs/acme/report", params=PERIOD, headers={"Authorization": f"Bearer {tokens['acme']}"}
     ).json()
-    client.cookies.set(COOKIE, tokens["acme"])
+    sign_in(client, tokens["acme"])
     html = client.get("/dashboard/acme", params=PERIOD).text
     _assert_accessible(html, ["chart-repositories", *OVERVIEW_CHARTS])
     assert f'data-figure="total">{usd(body["cost_usd"])}<' in html
@@ -215,7 +219,7 @@ def test_pull_request_page_renders_the_comment_content(seeded: tuple[TestClient,
     client, tokens = seeded
     auth = {"Authorization": f"Bearer {tokens['acme']}"}
     summary = client.get(f"/v1/repos/{WIDGETS}/pulls/1", headers=auth).json()
-    client.cookies.set(COOKIE, tokens["acme"])
+    sign_in(client, tokens["acme"])
     html = client.get(f"/dashboard/{WIDGETS}/pulls/1").text
     page = _assert_accessible(html, ["chart-timeline"])
     assert ("h1", "#1 Add a cache layer") in page.headings
@@ -238,5 +242,5 @@ def test_demo_mode_opens_the_demo_owner_without_login(settings: Settings, factor
         page = client.get(f"/dashboard/{WIDGETS}", params=PERIOD)
         assert page.status_code == 200 and "$6.65" in page.text and "demo mode" in page.text
         assert client.get("/dashboard/umbrella").status_code == 403
-        client.cookies.set(COOKIE, tokens["umbrella"])  # a real login still wins
+        sign_in(client, tokens["umbrella"])  # a real login still wins
         assert client.get("/dashboard/umbrella", params=PERIOD).status_code == 200

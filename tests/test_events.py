@@ -409,3 +409,15 @@ def test_random_drift_on_several_keys_never_raises(data: st.DataObject) -> None:
                     parent.pop(key, None)
     event = data.draw(st.sampled_from([event_of(name), *sorted({event_of(n) for n in FIXTURES})]))
     assert_event_or_ignored(event, payload, f"{name} as {event}")
+
+
+def test_github_ids_are_read() -> None:
+    installation = parse("installation.created.payload.json")
+    assert isinstance(installation, InstallationEvent)
+    assert installation.account_id == 21031067
+    assert installation.repository_ids == (("codertocat/hello-world", 186853002),)
+    for name in ("pull_request.opened.payload.json", "pull_request_review.submitted.payload.json", "push.forced.json"):
+        event = parse(name)
+        assert isinstance(event, PullRequestEvent | ReviewEvent | PushEvent)
+        repository = load(name)["repository"]
+        assert (event.repository_id, event.owner_id) == (repository["id"], repository["owner"]["id"]), name

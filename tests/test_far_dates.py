@@ -18,13 +18,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.dashboard import COOKIE
 from app.jobs import JOBS
 from app.main import create_app
 from app.settings import Settings
 from app.store import USAGE
 from tests.conftest import make_token
 from tests.github_payloads import make_pull_request_event, webhook_headers
+from tests.support import sign_in
 
 REPO = "acme/widgets"
 OPENED = datetime(2026, 10, 5, 9, tzinfo=UTC)
@@ -104,7 +104,7 @@ def client(app: FastAPI, factory: sessionmaker[Session]) -> Iterator[TestClient]
                 ],
             )
         test_client.headers["Authorization"] = f"Bearer {token}"
-        test_client.cookies.set(COOKIE, token)
+        sign_in(test_client, token)
         yield test_client
 
 

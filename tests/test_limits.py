@@ -233,30 +233,17 @@ def test_counts_and_costs_at_the_limits(desk: Desk) -> None:
 
 
 def test_a_job_that_fails_for_good_is_a_dead_letter_at_once(desk: Desk) -> None:
-    # A delivery the worker cannot apply (an installation id no column holds; the route refuses such payloads
-    # now, this one was stored by hand as an older version might have).
-    payload = {
-        "action": "created",
-        "installation": {"id": 2**70, "account": {"login": "acme", "type": "Organization"}},
-        "repositories": [],
-    }
+    # A job no retry can cure (a key no pull request has: written by an older version, or by hand).
     with desk.factory() as session, session.begin():
-        session.execute(
-            sa.text(
-                "INSERT INTO deliveries (delivery_id, event, action, payload, received_at) VALUES (:d, :e, :a, :p, :t)"
-            ),
-            {"d": "dead-1", "e": "installation", "a": "created", "p": json.dumps(payload), "t": utcnow()},
-        )
-        jobs.enqueue(session, kind="webhook", key="dead-1")
-    before = metrics.JOBS_RUN.value("webhook", "dead")
+        jobs.enqueue(session, kind="refresh", key="acme/widgets#not-a-number")
+    before = metrics.JOBS_RUN.value("refresh", "dead")
     desk.settle()
     with desk.factory() as session:
-        job = session.execute(sa.select(JOBS).where(JOBS.c.key == "dead-1")).one()
+        job = session.execute(sa.select(JOBS).where(JOBS.c.key == "acme/widgets#not-a-number")).one()
     assert (job.state, job.attempts) == ("failed", 1)
-    assert job.last_error
-    assert metrics.JOBS_RUN.value("webhook", "dead") == before + 1
-    gauge = desk.client.get("/metrics").text
-    assert 'tokentrail_jobs{state="failed"} 1' in gauge
+    assert "ValueError" in job.last_error
+    assert metrics.JOBS_RUN.value("refresh", "dead") == before + 1
+    assert 'tokentrail_jobs{state="failed"} 1' in desk.client.get("/metrics").text
 
 
 def test_only_transient_failures_are_retried() -> None:

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.charts import PALETTE
-from app.dashboard import COOKIE
 from app.main import create_app
 from app.pricing import canonical_model, compute_cost
 from app.records import UsageRecord
@@ -30,6 +29,7 @@ from app.settings import Settings
 from app.store import USAGE
 from tests.conftest import make_token
 from tests.github_payloads import make_pull_request_event, webhook_headers
+from tests.support import sign_in
 
 SONNET = "claude-sonnet-4-5"
 # (provider as sources send it, model id as sources send it): all of them Claude Sonnet 4.5.
@@ -162,7 +162,7 @@ def client(app: FastAPI, factory: sessionmaker[Session]) -> Iterator[TestClient]
         assert response.json()["accepted"] == len(records), response.text
         app.state.worker.run_until_idle()
         test_client.headers["Authorization"] = f"Bearer {token}"
-        test_client.cookies.set(COOKIE, token)
+        sign_in(test_client, token)
         yield test_client
 
 

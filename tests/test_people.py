@@ -21,7 +21,6 @@ from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.budget import parse_repo_config
-from app.dashboard import COOKIE
 from app.events import CommitAuthor, PullCommit, PushEvent, parse_event, parse_pull_commits
 from app.main import create_app
 from app.people import logins_of, record_people
@@ -29,6 +28,7 @@ from app.settings import Settings
 from tests.conftest import make_token
 from tests.fake_github import FakeGitHub
 from tests.github_payloads import _upstream, make_pull_request_event, webhook_headers
+from tests.support import sign_in
 
 APP_ID, ACME_INSTALLATION, UMBRELLA_INSTALLATION = 4321, 77, 88
 REPO, GATEWAY, OTHER = "acme/widgets", "acme/gateway", "umbrella/gadgets"
@@ -206,7 +206,7 @@ def client(app: FastAPI, tokens: dict[str, str]) -> Iterator[TestClient]:
             assert response.json()["accepted"] == len(batch), response.text
         app.state.worker.run_until_idle()
         http.headers["Authorization"] = f"Bearer {acme}"
-        http.cookies.set(COOKIE, acme)
+        sign_in(http, acme)
         yield http
 
 

@@ -11,6 +11,8 @@ PURE = [
     "app.agent_env",
     "app.parsing",
     "app.batch_size",
+    "app.events",
+    "app.webhook_fields",
     "app.pricing",
     "app.money",
     "app.charts",

@@ -87,7 +87,7 @@ def test_postgres_unreachable_is_503_and_nothing_acknowledged_is_lost(
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             assert client.post("/v1/usage", json=_batch("before", 5), headers=auth).json()["accepted"] == 5
-            assert client.post("/login", data={"token": token}).status_code == 303
+            assert client.post("/login", data={"token": token}, headers={"Origin": server.url}).status_code == 303
             assert client.get("/dashboard/acme").status_code == 200
 
             proxy.cut()

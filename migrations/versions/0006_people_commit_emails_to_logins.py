@@ -1,6 +1,6 @@
 """people: commit e-mails to GitHub logins, per owner
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30 09:00:00.000000
 """
@@ -12,7 +12,7 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 
-revision: str = '0007'
+revision: str = '0006'
 down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
