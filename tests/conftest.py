@@ -25,6 +25,7 @@ from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
 from app.main import create_app
 from app.settings import Settings
 from app.tokens import create_token
+from tests.clients.pth_guard import refuse_unexpected_pth_files
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -32,6 +33,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TOKENTRAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 OWNER = "acme"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Before any test: an unknown .pth file in a test environment may be a compromised package (tests/clients/).
+    refuse_unexpected_pth_files()
 
 
 def _pg_url(database: str) -> str:
