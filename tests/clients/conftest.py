@@ -14,18 +14,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from app.db import create_db_engine
 from tests.clients.pth_guard import CLIENTS_VENV, refuse_unexpected_pth_files
-from tests.conftest import ROOT
+from tests.conftest import ROOT, LiveServer
 
 RECIPES = ROOT / "docs" / "recipes"
 DRIVERS = Path(__file__).resolve().parent / "drivers"
@@ -192,3 +195,63 @@ def wait_for_records(
 
 def read_json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    path: str
+    content_type: str
+    status: int
+    answer: bytes
+
+
+@dataclass
+class RecordingProxy:
+    """A pass-through on loopback in front of the server that keeps every request's path and content type and the
+    server's answer: what a client library sees of an answer (OpenTelemetry's exporters log the status line only)."""
+
+    upstream: str
+    exchanges: list[Exchange] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> RecordingProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                skipped = {"host", "content-length", "connection"}
+                headers = {name: value for name, value in self.headers.items() if name.lower() not in skipped}
+                answer = httpx.post(proxy.upstream + self.path, content=body, headers=headers, timeout=60)
+                proxy.exchanges.append(
+                    Exchange(self.path, self.headers.get("Content-Type", ""), answer.status_code, answer.content)
+                )
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@pytest.fixture
+def recording_proxy(live_server: LiveServer) -> Iterator[RecordingProxy]:
+    proxy = RecordingProxy(upstream=live_server.url).start()
+    yield proxy
+    proxy.stop()
