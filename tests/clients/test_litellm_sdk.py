@@ -66,3 +66,25 @@ def test_recipe_and_each_provider_store_what_litellm_counted_and_priced(
     }
     assert records[calls["anthropic-cache"]["id"]]["provider"] == "anthropic"
     assert records[calls["openai-cached-prompt"]["id"]]["provider"] == "openai"
+
+
+def test_the_three_traps_the_readme_describes_deliver_nothing(
+    shell: Shell, live_server: LiveServer, token: str, stored: Any, tmp_path: Path
+) -> None:
+    """If a LiteLLM upgrade removes a trap, this fails, and the README's description of it must change."""
+    env = {
+        "GENERIC_LOGGER_ENDPOINT": f"{live_server.url}/v1/ingest/litellm",
+        "GENERIC_LOGGER_HEADERS": f"Authorization=Bearer {token}",
+    }
+    traps = DRIVERS / "litellm_sdk_traps.py"
+    ids = []
+    for trap in ("by-name", "callback-settings"):
+        ids_file = tmp_path / f"{trap}.txt"
+        shell.run(f"python {traps} {trap} {ids_file}", env=env).check()
+        ids.append(ids_file.read_text())
+    plain = shell.run(f"python {traps} plain-script", env=env)
+    assert plain.returncode != 0
+    assert "RuntimeError: no running event loop" in plain.stderr
+    assert ids == ["msg_trap_by_name", "msg_trap_callback_settings"]
+    # Every program has exited after flushing every logger LiteLLM held: nothing more can arrive.
+    assert stored() == {}
