@@ -39,7 +39,8 @@ REPO = "acme/widgets"
 BRANCH = "feat/real-clients"
 
 # Variables of the developer's shell that would change what a client does; each test sets its own.
-_FOREIGN = ("OTEL_", "GENERIC_LOGGER_", "LITELLM_", "TOKENTRAIL_", "ANTHROPIC_", "OPENAI_", "HTTP_PROXY", "HTTPS_PROXY")
+_FOREIGN = ("OTEL_", "GENERIC_LOGGER_", "LITELLM_", "TOKENTRAIL_", "ANTHROPIC_", "OPENAI_")
+_PROXIES = {"http_proxy", "https_proxy", "all_proxy"}
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +118,11 @@ class Shell:
     home: Path
 
     def environment(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(_FOREIGN)}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(_FOREIGN) and key.lower() not in _PROXIES
+        }
         env.update(_git_env(self.checkout.path))
         env.update(
             {
