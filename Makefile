@@ -3,11 +3,23 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The client software tests/clients/ drives (LiteLLM, OpenAI, Anthropic, OpenTelemetry), apart from the server's
+# environment, each file checked against the hashes of the lock; wheels only, so no package's build code runs.
+CLIENTS_VENV := .venv-clients
+CLIENTS_LOCK := tests/clients/requirements.txt
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(CLIENTS_VENV)/.installed: $(CLIENTS_LOCK)
+	rm -rf $(CLIENTS_VENV)
+	$(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
+		-r $(CLIENTS_LOCK)
+	$(CLIENTS_VENV)/bin/pip check
 	touch $@
 
 .PHONY: help
@@ -17,18 +29,21 @@ help: ## Show the targets
 .PHONY: install
 install: $(BIN)/.installed ## Create .venv and install Tokentrail with its development tools
 
+.PHONY: clients
+clients: $(CLIENTS_VENV)/.installed ## Create .venv-clients: the pinned client software the tests run against the server
+
 .PHONY: demo
 demo: install ## Seed a realistic history and serve the dashboard on http://127.0.0.1:8000 (SQLite, dry-run)
 	$(BIN)/tokentrail demo --host 127.0.0.1 --port 8000
 
 .PHONY: format
 format: install ## Format the code
-	$(BIN)/ruff format app tests bench action migrations/env.py
-	$(BIN)/ruff check --fix app tests bench action
+	$(BIN)/ruff format app tests bench action docs/recipes migrations/env.py
+	$(BIN)/ruff check --fix app tests bench action docs/recipes
 
 .PHONY: lint
 lint: install ## ruff
-	$(BIN)/ruff check app tests bench action migrations/env.py
+	$(BIN)/ruff check app tests bench action docs/recipes migrations/env.py
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict on app/
@@ -49,7 +64,7 @@ browser: ## Make sure Debian's Chromium is there for the browser test (installs 
 	fi
 
 .PHONY: test
-test: install lint typecheck browser ## Lint, type-check and run every test (SQLite and PostgreSQL, started if needed)
+test: install clients lint typecheck browser ## Lint, type-check and run every test, real clients included (SQLite and PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 .PHONY: migrate

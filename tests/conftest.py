@@ -31,11 +31,17 @@ from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
 from app.main import create_app
 from app.settings import Settings
 from app.tokens import create_token
+from tests.clients.pth_guard import refuse_unexpected_pth_files
 from tests.desk import desk  # noqa: F401  (a fixture: the HTTP desk of tests/desk.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OWNER = "acme"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Before any test: an unknown .pth file in a test environment may be a compromised package (tests/clients/).
+    refuse_unexpected_pth_files()
 
 
 @pytest.fixture(scope="session")
