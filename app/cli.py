@@ -46,6 +46,7 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from app.app_mode import AppMode
     from app.db import create_db_engine, make_sessionmaker, migrate
     from app.main import build_worker
 
@@ -53,8 +54,11 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     migrate(settings.database_url)
     engine = create_db_engine(settings.database_url)
-    worker = build_worker(settings, make_sessionmaker(engine))
+    factory = make_sessionmaker(engine)
+    worker = build_worker(settings, factory)
     stop, wake = threading.Event(), threading.Event()
+    AppMode(worker=worker, factory=factory).start(stop)  # the App /github/setup stored, now or later
+    settings = worker.settings
 
     def _stop(_signum: int, _frame: object) -> None:
         stop.set()
@@ -67,6 +71,19 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     worker.run_forever(stop, wake)
     engine.dispose()
     return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from app.healthcheck import check_health
+
+    settings = _settings()
+    worker = args.worker or (settings.run_worker and not args.no_worker)
+    problems = check_health(settings, worker=worker, max_age=args.max_age)
+    for problem in problems:
+        print(f"tokentrail healthcheck: {problem}", file=sys.stderr)
+    if not problems:
+        print("healthy: the database answers" + (" and the worker's heartbeat is fresh" if worker else ""))
+    return 1 if problems else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -127,24 +144,52 @@ def _redact(url: str) -> str:
     return url
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("tokentrail")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentrail", description="Links AI spend to pull requests.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="migrate, then run the API (and the worker)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    add_listen_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
     worker = commands.add_parser("worker", help="run only the worker (jobs: matching, comments, check runs)")
     worker.set_defaults(func=cmd_worker)
 
     demo = commands.add_parser("demo", help="a complete local scenario: seeded history, dry-run, SQLite")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    add_listen_arguments(demo)
     demo.add_argument("--database", default="tokentrail-demo.db", help="SQLite file, recreated at each run")
     demo.add_argument("--no-serve", action="store_true", help="seed, print, and exit (for scripts and tests)")
     demo.set_defaults(func=cmd_demo)
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the database answers and, where a worker runs, its heartbeat is fresh (for HEALTHCHECK)",
+    )
+    role = health.add_mutually_exclusive_group()
+    role.add_argument(
+        "--worker", action="store_true", help="require a worker's heartbeat (default: when TOKENTRAIL_RUN_WORKER)"
+    )
+    role.add_argument("--no-worker", action="store_true", help="check only the database (an API-only replica)")
+    health.add_argument(
+        "--max-age", type=float, default=120.0, help="seconds a heartbeat stays fresh (default: %(default)s)"
+    )
+    health.set_defaults(func=cmd_healthcheck)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)

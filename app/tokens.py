@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.github_login import LOGIN_RULE, is_github_login
 from app.models import IngestToken
 
 PREFIX = "tt_"
@@ -31,8 +32,8 @@ class TokenIdentity:
 def create_token(session: Session, *, owner: str, name: str = "", share_upstream: bool = False) -> str:
     """Store a new token for `owner` and return it; it cannot be shown again."""
     owner = owner.strip().lower()
-    if not owner or "/" in owner or len(owner) > 100:
-        raise ValueError("owner must be a GitHub login (a user or an organisation)")
+    if not is_github_login(owner):
+        raise ValueError(f"owner {owner!r} is not a GitHub login (a user or an organisation): {LOGIN_RULE}")
     token = PREFIX + secrets.token_urlsafe(32)
     session.add(
         IngestToken(
