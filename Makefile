@@ -3,11 +3,19 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The demo needs Tokentrail alone: its runtime dependencies, not the test and lint tools of `install`.
+$(BIN)/.installed-app: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 .PHONY: help
@@ -18,7 +26,7 @@ help: ## Show the targets
 install: $(BIN)/.installed ## Create .venv and install Tokentrail with its development tools
 
 .PHONY: demo
-demo: install ## Seed a realistic history and serve the dashboard on http://127.0.0.1:8000 (SQLite, dry-run)
+demo: $(BIN)/.installed-app ## Seed a realistic history and serve the dashboard on http://127.0.0.1:8000 (SQLite, dry-run)
 	$(BIN)/tokentrail demo --host 127.0.0.1 --port 8000
 
 .PHONY: format
@@ -55,6 +63,15 @@ test: install lint typecheck browser ## Lint, type-check and run every test (SQL
 .PHONY: migrate
 migrate: install ## Apply database migrations to TOKENTRAIL_DATABASE_URL
 	$(BIN)/tokentrail migrate
+
+.PHONY: lock
+lock: ## Regenerate requirements.txt, the hashed lock the Docker image installs, from pyproject.toml
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet uv==$(UV_VERSION)
+	# setuptools too: the image builds Tokentrail itself without fetching anything the lock does not pin.
+	printf 'setuptools>=68\n' | .venv-lock/bin/uv pip compile pyproject.toml - --upgrade --generate-hashes \
+	  --python-version 3.11 --python-platform linux --no-emit-package tokentrail \
+	  --custom-compile-command 'make lock' -o requirements.txt
 
 .PHONY: bench
 bench: install ## Ingest benchmark on SQLite (see bench/)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
@@ -87,20 +88,34 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from app.demo import run_demo
+    from app.demo import PortBusy, run_demo
 
     configure_logging(log_format="text", level="WARNING")
-    run_demo(host=args.host, port=args.port, database=Path(args.database), serve=not args.no_serve)
+    try:
+        run_demo(host=args.host, port=args.port, database=Path(args.database), serve=not args.no_serve)
+    except PortBusy as busy:
+        print(f"tokentrail demo: {busy}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
-    from app.tokens import create_token
+    from app.tokens import checked_owner, create_token
 
+    try:
+        checked_owner(args.owner)
+    except ValueError as error:
+        print(f"tokentrail: {error}", file=sys.stderr)
+        return 2
     settings = _settings()
+    new_file = _new_sqlite_file(settings.database_url)
+    if new_file is not None:
+        # A token in a database no server reads is refused later with no hint why: say where this one goes.
+        print(
+            f"tokentrail: creating a new database at {new_file} (TOKENTRAIL_DATABASE_URL names the server's)",
+            file=sys.stderr,
+        )
     migrate(settings.database_url)
     engine = create_db_engine(settings.database_url)
     try:
@@ -111,7 +126,10 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
-    print(f"Created a token for {args.owner.lower()}. Keep it secret: it is shown only once.", file=sys.stderr)
+    where = _redact(settings.database_url)
+    print(
+        f"Created a token for {args.owner.lower()} in {where}. Keep it secret: it is shown only once.", file=sys.stderr
+    )
     print(token)
     return 0
 
@@ -127,6 +145,8 @@ def cmd_env(args: argparse.Namespace) -> int:
         print(f"tokentrail env: {error}", file=sys.stderr)
         return 2
     env = build_env(checkout, environ=os.environ, server=args.server)
+    for warning in env.warnings:
+        print(f"tokentrail env: warning: {warning}", file=sys.stderr)
     sys.stdout.write(render_json(env) if args.format == "json" else render_sh(env))
     return 0
 
@@ -135,6 +155,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     from app.importer import run
 
     return run(args)
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    """The SQLite file `url` names when it does not exist yet (connecting would create it)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).resolve()
+    return None if path.exists() else path
 
 
 def _redact(url: str) -> str:

@@ -29,11 +29,17 @@ class TokenIdentity:
     share_upstream: bool = False
 
 
-def create_token(session: Session, *, owner: str, name: str = "", share_upstream: bool = False) -> str:
-    """Store a new token for `owner` and return it; it cannot be shown again."""
+def checked_owner(owner: str) -> str:
+    """The owner as stored (lower case); ValueError when it is not a GitHub login."""
     owner = owner.strip().lower()
     if not is_github_login(owner):
         raise ValueError(f"owner {owner!r} is not a GitHub login (a user or an organisation): {LOGIN_RULE}")
+    return owner
+
+
+def create_token(session: Session, *, owner: str, name: str = "", share_upstream: bool = False) -> str:
+    """Store a new token for `owner` and return it; it cannot be shown again."""
+    owner = checked_owner(owner)
     token = PREFIX + secrets.token_urlsafe(32)
     session.add(
         IngestToken(
