@@ -38,6 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     migrate(settings.database_url)
     mode = "dry-run (nothing is sent to GitHub)" if settings.is_dry_run else "GitHub App"
+    if settings.dry_run is None and not settings.has_app_credentials:
+        setup = f"{str(settings.public_url).rstrip('/')}/github/setup"
+        mode = f"dry-run unless a GitHub App was created at {setup}"
     print(f"tokentrail: serving on http://{args.host}:{args.port} · database {_redact(settings.database_url)} · {mode}")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
