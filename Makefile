@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 # environment, each file checked against the hashes of the lock; wheels only, so no package's build code runs.
 CLIENTS_VENV := .venv-clients
 CLIENTS_LOCK := tests/clients/requirements.txt
+UV_VERSION := 0.13.9
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,13 @@ $(CLIENTS_VENV)/.installed: $(CLIENTS_LOCK)
 	$(CLIENTS_VENV)/bin/pip check
 	touch $@
 
+# The demo needs Tokentrail alone: its runtime dependencies, not the test and lint tools of `install`.
+$(BIN)/.installed-app: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
 .PHONY: help
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,7 +41,7 @@ install: $(BIN)/.installed ## Create .venv and install Tokentrail with its devel
 clients: $(CLIENTS_VENV)/.installed ## Create .venv-clients: the pinned client software the tests run against the server
 
 .PHONY: demo
-demo: install ## Seed a realistic history and serve the dashboard on http://127.0.0.1:8000 (SQLite, dry-run)
+demo: $(BIN)/.installed-app ## Seed a realistic history and serve the dashboard on http://127.0.0.1:8000 (SQLite, dry-run)
 	$(BIN)/tokentrail demo --host 127.0.0.1 --port 8000
 
 .PHONY: format
@@ -70,6 +78,15 @@ test: install clients lint typecheck browser ## Lint, type-check and run every t
 .PHONY: migrate
 migrate: install ## Apply database migrations to TOKENTRAIL_DATABASE_URL
 	$(BIN)/tokentrail migrate
+
+.PHONY: lock
+lock: ## Regenerate requirements.txt, the hashed lock the Docker image installs, from pyproject.toml
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet uv==$(UV_VERSION)
+	# setuptools too: the image builds Tokentrail itself without fetching anything the lock does not pin.
+	printf 'setuptools>=68\n' | .venv-lock/bin/uv pip compile pyproject.toml - --upgrade --generate-hashes \
+	  --python-version 3.11 --python-platform linux --no-emit-package tokentrail \
+	  --custom-compile-command 'make lock' -o requirements.txt
 
 .PHONY: bench
 bench: install ## Ingest benchmark on SQLite (see bench/)

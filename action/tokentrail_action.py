@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib import error, parse, request
 
@@ -372,6 +372,17 @@ def usd(text: Any) -> str:
     return f"${value.normalize():f}"
 
 
+def cents(text: Any) -> str:
+    """The `cost-usd` output: dollars rounded to the cent ("9.3638688" → "9.36"), as the docs show it."""
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        return str(text)
+    if not value.is_finite():
+        return str(text)
+    return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
 HEADLINES = {
     "pass": "✅ within budget",
     "warn": "⚠️ close to the budget",
@@ -436,7 +447,7 @@ def report(config: Config, pr: PullRequest, client: Tokentrail) -> int:
     append(config.step_summary, summary_markdown(pr, verdict, config, comment))
     write_outputs(
         config,
-        cost_usd=cost,
+        cost_usd=cents(cost),
         status=status,
         comment_url=str(verdict.get("comment_url") or ""),
         details_url=str(verdict.get("details_url") or ""),

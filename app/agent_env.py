@@ -296,6 +296,7 @@ class AgentEnv:
     headers: list[tuple[str, str]]
     codex_config: str
     otlp_headers_template: str | None = None
+    warnings: tuple[str, ...] = ()  # for the person running the command (stderr), never part of the exports
 
 
 def build_env(
@@ -324,6 +325,7 @@ def build_env(
         VAR_HELICONE_PROPERTIES: "\n".join(f"{name}: {value}" for name, value in helicone_headers(checkout)),
     }
     template = None
+    warnings: tuple[str, ...] = ()
     if server:
         base = server.rstrip("/")
         variables.update(
@@ -334,13 +336,21 @@ def build_env(
                 "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{base}/v1/ingest/otlp/v1/logs",
             }
         )
-        template = "Authorization=Bearer%20${TOKENTRAIL_TOKEN}"
+        if environ.get("TOKENTRAIL_TOKEN", "").strip():
+            template = "Authorization=Bearer%20${TOKENTRAIL_TOKEN}"
+        else:
+            # An empty bearer would only earn 401s: leave the header out and say what is missing.
+            warnings = (
+                "TOKENTRAIL_TOKEN is not set: the OTLP exporter gets no Authorization header, and the server will "
+                "refuse its events. Export TOKENTRAIL_TOKEN=<token> and run this again.",
+            )
     return AgentEnv(
         checkout=checkout,
         variables=variables,
         headers=headers,
         codex_config=codex_config_snippet(),
         otlp_headers_template=template,
+        warnings=warnings,
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from app.logs import configure_logging
 from app.settings import Settings, SettingsError, load_settings
@@ -38,6 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     migrate(settings.database_url)
     mode = "dry-run (nothing is sent to GitHub)" if settings.is_dry_run else "GitHub App"
+    if settings.dry_run is None and not settings.has_app_credentials:
+        setup = f"{str(settings.public_url).rstrip('/')}/github/setup"
+        mode = f"dry-run unless a GitHub App was created at {setup}"
     print(f"tokentrail: serving on http://{args.host}:{args.port} · database {_redact(settings.database_url)} · {mode}")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
@@ -47,6 +51,7 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from app.app_mode import AppMode
     from app.db import create_db_engine, make_sessionmaker, migrate
     from app.main import build_worker
 
@@ -54,8 +59,11 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     migrate(settings.database_url)
     engine = create_db_engine(settings.database_url)
-    worker = build_worker(settings, make_sessionmaker(engine))
+    factory = make_sessionmaker(engine)
+    worker = build_worker(settings, factory)
     stop, wake = threading.Event(), threading.Event()
+    AppMode(worker=worker, factory=factory).start(stop)  # the App /github/setup stored, now or later
+    settings = worker.settings
 
     def _stop(_signum: int, _frame: object) -> None:
         stop.set()
@@ -70,21 +78,48 @@ def cmd_worker(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from app.healthcheck import check_health
 
-    from app.demo import run_demo
+    settings = _settings()
+    worker = args.worker or (settings.run_worker and not args.no_worker)
+    problems = check_health(settings, worker=worker, max_age=args.max_age)
+    for problem in problems:
+        print(f"tokentrail healthcheck: {problem}", file=sys.stderr)
+    if not problems:
+        print("healthy: the database answers" + (" and the worker's heartbeat is fresh" if worker else ""))
+    return 1 if problems else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import PortBusy, run_demo
 
     configure_logging(log_format="text", level="WARNING")
-    run_demo(host=args.host, port=args.port, database=Path(args.database), serve=not args.no_serve)
+    try:
+        run_demo(host=args.host, port=args.port, database=Path(args.database), serve=not args.no_serve)
+    except PortBusy as busy:
+        print(f"tokentrail demo: {busy}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
-    from app.tokens import create_token
+    from app.tokens import checked_owner, create_token
 
+    try:
+        checked_owner(args.owner)
+    except ValueError as error:
+        print(f"tokentrail: {error}", file=sys.stderr)
+        return 2
     settings = _settings()
+    new_file = _new_sqlite_file(settings.database_url)
+    if new_file is not None:
+        # A token in a database no server reads is refused later with no hint why: say where this one goes.
+        print(
+            f"tokentrail: creating a new database at {new_file} (TOKENTRAIL_DATABASE_URL names the server's)",
+            file=sys.stderr,
+        )
     migrate(settings.database_url)
     engine = create_db_engine(settings.database_url)
     try:
@@ -95,7 +130,10 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
-    print(f"Created a token for {args.owner.lower()}. Keep it secret: it is shown only once.", file=sys.stderr)
+    where = _redact(settings.database_url)
+    print(
+        f"Created a token for {args.owner.lower()} in {where}. Keep it secret: it is shown only once.", file=sys.stderr
+    )
     print(token)
     return 0
 
@@ -169,6 +207,8 @@ def cmd_env(args: argparse.Namespace) -> int:
         print(f"tokentrail env: {error}", file=sys.stderr)
         return 2
     env = build_env(checkout, environ=os.environ, server=args.server)
+    for warning in env.warnings:
+        print(f"tokentrail env: warning: {warning}", file=sys.stderr)
     sys.stdout.write(render_json(env) if args.format == "json" else render_sh(env))
     return 0
 
@@ -179,6 +219,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _new_sqlite_file(url: str) -> Path | None:
+    """The SQLite file `url` names when it does not exist yet (connecting would create it)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).resolve()
+    return None if path.exists() else path
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -186,24 +237,52 @@ def _redact(url: str) -> str:
     return url
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("tokentrail")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokentrail", description="Links AI spend to pull requests.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="migrate, then run the API (and the worker)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    add_listen_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
     worker = commands.add_parser("worker", help="run only the worker (jobs: matching, comments, check runs)")
     worker.set_defaults(func=cmd_worker)
 
     demo = commands.add_parser("demo", help="a complete local scenario: seeded history, dry-run, SQLite")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    add_listen_arguments(demo)
     demo.add_argument("--database", default="tokentrail-demo.db", help="SQLite file, recreated at each run")
     demo.add_argument("--no-serve", action="store_true", help="seed, print, and exit (for scripts and tests)")
     demo.set_defaults(func=cmd_demo)
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the database answers and, where a worker runs, its heartbeat is fresh (for HEALTHCHECK)",
+    )
+    role = health.add_mutually_exclusive_group()
+    role.add_argument(
+        "--worker", action="store_true", help="require a worker's heartbeat (default: when TOKENTRAIL_RUN_WORKER)"
+    )
+    role.add_argument("--no-worker", action="store_true", help="check only the database (an API-only replica)")
+    health.add_argument(
+        "--max-age", type=float, default=120.0, help="seconds a heartbeat stays fresh (default: %(default)s)"
+    )
+    health.set_defaults(func=cmd_healthcheck)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)

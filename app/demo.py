@@ -22,8 +22,13 @@ import uvicorn
 from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
 from app.demo_seed import ORG, REPOS, Request, build_seed
 from app.main import create_app
+from app.ports import busy_port_message, is_port_free
 from app.settings import Settings
 from app.tokens import create_token
+
+
+class PortBusy(Exception):
+    """The demo's port has a listener already: the message says which process, and which port is free."""
 
 
 def _fresh_database(path: Path) -> str:
@@ -79,6 +84,10 @@ def _wait_idle(client: httpx.Client, *, timeout: float = 300.0) -> None:
 
 def run_demo(*, host: str, port: int, database: Path, serve: bool = True) -> str:
     """Seed and (unless serve=False) keep serving; returns the rendered comment shown to the user."""
+    # Before anything else: the seeding would otherwise go to whatever listens there (and a demo already running
+    # on that port would lose its database).
+    if not is_port_free(host, port):
+        raise PortBusy(busy_port_message(host, port))
     url = _fresh_database(database)
     secret = secrets.token_hex(16)
     settings = Settings(
@@ -118,10 +127,13 @@ def run_demo(*, host: str, port: int, database: Path, serve: bool = True) -> str
     print(f"  dashboard        {base}/dashboard/{ORG}")
     print(f"  repository       {base}/dashboard/{repo}")
     print(f"  a pull request   {base}/dashboard/{repo}/pulls/101")
-    print(f"  API              curl -H 'Authorization: Bearer {tokens[ORG]}' {base}/v1/repos/{repo}/pulls/101")
+    print(f'  API              curl -H "Authorization: Bearer $TOKEN" {base}/v1/repos/{repo}/pulls/101')
     print(f"  metrics          {base}/metrics")
     if report.status_code == 200:
         print(f"  report           {base}/v1/repos/{repo}/report")
+    print()
+    print(f"The API token of {ORG} in this demo's database ({database}), for the API and for sending usage:")
+    print(f"export TOKEN={tokens[ORG]}")
     print()
     print(f"The comment on {repo}#101, as Tokentrail renders it:")
     print()

@@ -223,3 +223,18 @@ class GitHubApp:
             ).json(),
         )
         return int(data["id"])
+
+
+def create_app_from_manifest(api_url: str, code: str) -> dict[str, Any]:
+    """The end of GitHub's App manifest flow (`POST /app-manifests/{code}/conversions`, no authentication: the
+    one-hour code is the credential): the new App's id, slug, owner, html_url, pem, webhook_secret, client_id
+    and client_secret, as GitHub's JSON."""
+    github = GitHub(base_url=api_url.rstrip("/"), http_cache=False, auto_retry=False, timeout=30)
+    metrics.GITHUB_CALLS.inc("create_app_from_manifest")
+    try:
+        data: dict[str, Any] = dict(github.rest.apps.create_from_manifest(code).json())
+    except Exception as error:
+        translated = _translate(error)
+        metrics.GITHUB_ERRORS.inc("create_app_from_manifest", str(translated.status or "network"))
+        raise translated from error
+    return data

@@ -13,12 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app import api, dashboard, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
+from app import api, dashboard, github_setup, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
+from app.app_mode import AppMode, publisher_for
 from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
+from app.heartbeat import Heartbeat
 from app.oidc import JwksCache
 from app.page_headers import SecurityHeaders
-from app.publish import Publisher
 from app.settings import Settings, get_settings
 from app.worker import Worker
 
@@ -31,12 +32,8 @@ _STATUS_CONTENT = {
 
 
 def build_worker(settings: Settings, factory: Any) -> Worker:
-    github = None
-    if not settings.is_dry_run:
-        from app.github import GitHubApp
-
-        github = GitHubApp(settings)
-    return Worker(factory=factory, settings=settings, publisher=Publisher(settings=settings, github=github))
+    heartbeat = Heartbeat(settings.worker_heartbeat_path)
+    return Worker(factory=factory, settings=settings, publisher=publisher_for(settings), heartbeat=heartbeat)
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
@@ -45,10 +42,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     factory = make_sessionmaker(engine)
     worker = build_worker(settings, factory)
     stop, wake = threading.Event(), threading.Event()
+    mode = AppMode(worker=worker, factory=factory)
     in_process = settings.run_worker if run_worker is None else run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mode.start(stop)  # an App created through /github/setup, here or by another process (app.app_mode)
         thread = None
         if in_process:
             thread = threading.Thread(
@@ -73,6 +72,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.sessionmaker = factory
     app.state.worker = worker
     app.state.wake_worker = wake.set
+    app.state.app_mode = mode
+    mode.attach(app.state)
     app.state.jwks = JwksCache(str(settings.oidc_jwks_url))
 
     @app.exception_handler(RequestValidationError)
@@ -133,4 +134,5 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(pulls_api.router)
     app.include_router(report_api.router)
     app.include_router(dashboard.router)
+    app.include_router(github_setup.router)
     return app

@@ -308,3 +308,34 @@ class Job(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = Field(sa_type=_utc())
     updated_at: datetime = Field(sa_type=_utc())
+
+
+class GitHubAppCredentials(SQLModel, table=True):
+    """The GitHub App created through /github/setup (at most one row, id 1). Its secrets are encrypted with
+    TOKENTRAIL_ENCRYPTION_KEY (Fernet): a copy of the database alone cannot act as the App."""
+
+    __tablename__ = "github_app_credentials"
+
+    id: int = Field(primary_key=True)
+    app_id: int = Field(sa_type=sa.BigInteger)
+    slug: str = Field(sa_type=sa.String(100))
+    name: str = Field(sa_type=sa.String(100))
+    owner: str = Field(sa_type=sa.String(100))
+    html_url: str = Field(sa_type=sa.String(500))
+    client_id: str = Field(sa_type=sa.String(100))
+    private_key_encrypted: str = Field(sa_type=sa.Text)
+    webhook_secret_encrypted: str | None = Field(default=None, sa_type=sa.Text)
+    client_secret_encrypted: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=_utc())
+
+
+class GitHubSetupState(SQLModel, table=True):
+    """A `state` the setup page handed to GitHub's manifest form: only its hash is kept, it expires, and the
+    exchange deletes it (single use)."""
+
+    __tablename__ = "github_setup_states"
+    __table_args__ = (sa.Index(None, "expires_at"),)
+
+    state_hash: str = Field(sa_type=sa.String(64), primary_key=True)
+    created_at: datetime = Field(sa_type=_utc())
+    expires_at: datetime = Field(sa_type=_utc())

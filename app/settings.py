@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     github_private_key_path: Path | None = None
     github_webhook_secret: SecretStr | None = None
     github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")
+    # Where people use GitHub in a browser (the App manifest form posts there); None derives it from the API URL.
+    github_web_url: AnyHttpUrl | None = None
+    # Fernet key(s), comma-separated (the first encrypts, any decrypts): the App credentials /github/setup stores.
+    encryption_key: SecretStr | None = None
     # None means "decide from the credentials": dry-run unless a GitHub App is configured.
     dry_run: bool | None = None
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
@@ -40,6 +44,8 @@ class Settings(BaseSettings):
     demo_owner: str = "acme"
     # Dashboard open without login, showing the demo organisation (set by `tokentrail demo`; never in production).
     demo_mode: bool = False
+    # The file a worker loop touches while it runs, for `tokentrail healthcheck`; None: one per database in /tmp.
+    heartbeat_path: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -49,6 +55,21 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             # psycopg 3 is the driver we ship; SQLAlchemy would otherwise look for psycopg2.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("github_webhook_secret", "github_private_key", "encryption_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An empty webhook secret would let anyone sign a webhook: a variable set to "" counts as unset.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from app.app_credentials import make_cipher
+
+            make_cipher(value.get_secret_value())  # raises ValueError naming the problem
         return value
 
     @field_validator("demo_owner")
@@ -79,6 +100,24 @@ class Settings(BaseSettings):
     @property
     def audience(self) -> str:
         return self.oidc_audience or str(self.public_url).rstrip("/")
+
+    @property
+    def web_url(self) -> str:
+        """GitHub's web address for this API: github.com for api.github.com, the host for GitHub Enterprise Server
+        (https://HOST/api/v3) and GHE.com (api.SUBDOMAIN.ghe.com); otherwise the API URL itself (a fake)."""
+        if self.github_web_url is not None:
+            return str(self.github_web_url).rstrip("/")
+        from app.app_manifest import web_url_of_api
+
+        return web_url_of_api(str(self.github_api_url))
+
+    @property
+    def worker_heartbeat_path(self) -> Path:
+        if self.heartbeat_path is not None:
+            return self.heartbeat_path
+        from app.heartbeat import default_heartbeat_path
+
+        return default_heartbeat_path(self.database_url)
 
     @property
     def is_sqlite(self) -> bool:

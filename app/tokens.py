@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import as_utc, utcnow
+from app.github_login import LOGIN_RULE, is_github_login
 from app.models import IngestToken
 from app.sessions import end_sessions_of_token
 
@@ -77,11 +78,17 @@ class TokenIdentity:
     share_upstream: bool = False
 
 
+def checked_owner(owner: str) -> str:
+    """The owner as stored (lower case); ValueError when it is not a GitHub login."""
+    owner = owner.strip().lower()
+    if not is_github_login(owner):
+        raise ValueError(f"owner {owner!r} is not a GitHub login (a user or an organisation): {LOGIN_RULE}")
+    return owner
+
+
 def create_token(session: Session, *, owner: str, name: str = "", share_upstream: bool = False) -> str:
     """Store a new token for `owner` and return it; it cannot be shown again."""
-    owner = owner.strip().lower()
-    if not owner or "/" in owner or len(owner) > 100:
-        raise ValueError("owner must be a GitHub login (a user or an organisation)")
+    owner = checked_owner(owner)
     token = PREFIX + secrets.token_urlsafe(32)
     session.add(
         IngestToken(

@@ -32,6 +32,7 @@ from app.events import (
     parse_event,
 )
 from app.github import GitHubError
+from app.heartbeat import Heartbeat
 from app.models import Delivery
 from app.publish import Publisher, RetryLater
 from app.rematch import PullKey, match_pending, rematch_pulls
@@ -69,6 +70,7 @@ class Worker:
     factory: sessionmaker[Session]
     settings: Settings
     publisher: Publisher
+    heartbeat: Heartbeat | None = None  # beaten by run_forever, read by `tokentrail healthcheck`
 
     @property
     def grace(self) -> timedelta:
@@ -123,6 +125,8 @@ class Worker:
     def run_forever(self, stop: threading.Event, wake: threading.Event) -> None:
         next_purge = 0.0
         while not stop.is_set():
+            if self.heartbeat is not None:
+                self.heartbeat.beat()
             try:
                 if time.monotonic() > next_purge:
                     with self.factory() as session, session.begin():
@@ -137,6 +141,8 @@ class Worker:
                 due_in = 5.0
             wake.wait(timeout=min(due_in if due_in is not None else 5.0, 5.0))
             wake.clear()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
 
     def _handlers(self) -> dict[str, Callable[[Session, str], None]]:
         return {"webhook": self.handle_webhook, "match": self.handle_match, "refresh": self.handle_refresh}

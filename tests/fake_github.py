@@ -6,7 +6,11 @@
         fake.add_pull("acme/widgets", 7, head_sha="abc…", additions=10)
         GitHub(AppInstallationAuthStrategy(1234, key, 77), base_url=fake.url)
 
-State is in memory behind a lock; every request is recorded in `fake.calls` (faults included). Routes for the
+State is in memory behind a lock; every request is recorded in `fake.calls` (faults included). The App manifest
+flow needs no credentials: the web form (`POST /settings/apps/new`, `/organizations/{org}/settings/apps/new`, a
+`manifest` form field) creates the App at once, as if its user confirmed GitHub's page, and redirects to the
+manifest's `redirect_url` with a code; `POST /app-manifests/{code}/conversions` hands out the new App's key and
+secret once, and from then on the fake is that App (its id, slug and public key). Routes for the
 app (`/app…`, `/repos/{o}/{r}/installation`) want `Authorization: Bearer <JWT>` (checked as RS256 against
 `public_key` when one is given); every other route wants an installation token minted by
 `POST /app/installations/{id}/access_tokens` ("token ghs_…"; any ghs_ token unless `strict_tokens`).
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import jwt
 import pytest
@@ -80,6 +84,7 @@ class FakeGitHub:
     app_owner: str = "tokentrail"
     public_key: Any = None  # PEM text or key object: verify the app JWT (RS256, iss == app_id) when given
     strict_tokens: bool = False  # accept only installation tokens this fake minted, for the right installation
+    web_user: str = "octocat"  # who is signed in to the fake's web pages (owns Apps created on a personal account)
     calls: list[Call] = field(default_factory=list)
     url: str = ""
 
@@ -94,9 +99,17 @@ class FakeGitHub:
         self._files: dict[tuple[str, str, str], str] = {}
         self._tokens: dict[str, int] = {}  # minted token → installation id
         self._faults: list[Fault] = []
+        self._manifest_codes: dict[str, dict[str, Any]] = {}  # code → the App waiting for its conversion
+        self.manifests: list[dict[str, Any]] = []  # every manifest the web form received
+        self.webhook_secret: str | None = None  # the created App's, once converted
         self._server: ThreadingHTTPServer | None = None
         n, o = r"([^/]+)", r"/repos/([^/]+)/([^/]+)"
-        routes: list[tuple[str, str, bool, Callable[..., Response]]] = [
+        # The third field is the authentication a route wants: True an App JWT, False an installation token,
+        # None nothing (GitHub's web pages and the manifest conversion).
+        routes: list[tuple[str, str, bool | None, Callable[..., Response]]] = [
+            ("POST", r"/settings/apps/new", None, self._new_app_form),
+            ("POST", rf"/organizations/{n}/settings/apps/new", None, self._new_app_form),
+            ("POST", rf"/app-manifests/{n}/conversions", None, self._convert_manifest),
             ("POST", rf"/app/installations/{n}/access_tokens", True, self._access_token),
             ("GET", r"/app", True, self._get_app),
             ("GET", rf"{o}/installation", True, self._repo_installation),
@@ -308,8 +321,12 @@ class FakeGitHub:
         with self._lock:
             path = self._unalias(unquote(raw_path).rstrip("/") or "/")
             auth = self._auth_kind({k.lower(): v for k, v in headers.items()}.get("authorization"))
+            content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
             try:
-                body = json.loads(raw) if raw else None
+                if "application/x-www-form-urlencoded" in content_type:
+                    body: Any = dict(parse_qsl(raw.decode()))
+                else:
+                    body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
             extra = {"x-github-request-id": secrets.token_hex(8).upper()}
@@ -355,6 +372,8 @@ class FakeGitHub:
             if match is None or route_method != method:
                 continue
             args = list(match.groups())
+            if app_route is None:
+                return handler(*args, query=query, body=body)
             if app_route and (auth is None or auth[0] != "jwt"):
                 raise HTTPError(401, "A JSON web token could not be decoded")
             if not app_route:
@@ -413,6 +432,48 @@ class FakeGitHub:
         return bodies.check_run(self.url, repo["full_name"], run, self.app, pulls)
 
     # ---- handlers ------------------------------------------------------------------------------------------
+    def _new_app_form(self, *org: str, query: dict[str, str], body: Any) -> Response:
+        try:
+            manifest = json.loads(body["manifest"])
+            redirect_url, hook_url = manifest["redirect_url"], manifest["hook_attributes"]["url"]
+        except (TypeError, KeyError, ValueError):
+            raise HTTPError(422, "Invalid GitHub App configuration") from None
+        if not isinstance(manifest.get("url"), str) or not isinstance(hook_url, str):
+            raise HTTPError(422, "Invalid GitHub App configuration")
+        self.manifests.append(manifest)
+        code = secrets.token_hex(10)
+        self._manifest_codes[code] = {"manifest": manifest, "owner": org[0] if org else self.web_user}
+        separator = "&" if "?" in redirect_url else "?"
+        location = f"{redirect_url}{separator}{urlencode({'code': code, 'state': query.get('state', '')})}"
+        return 302, None, {"Location": location}
+
+    def _convert_manifest(self, code: str, **_: Any) -> Response:
+        pending = self._manifest_codes.pop(code, None)
+        if pending is None:
+            raise HTTPError(404, "Not Found")
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ).decode()
+        manifest = pending["manifest"]
+        name = str(manifest.get("name") or "Tokentrail")
+        self.app_id, self.app_name, self.app_owner = next(self._ids), name, pending["owner"]
+        self.app_slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        self.public_key = key.public_key()
+        self.webhook_secret = secrets.token_hex(20)
+        created = self.app | {
+            "permissions": manifest.get("default_permissions") or {},
+            "events": manifest.get("default_events") or [],
+            "external_url": manifest["url"],
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": self.webhook_secret,
+            "pem": pem,
+        }
+        return 201, created, {}
+
     def _access_token(self, installation_id: str, **_: Any) -> Response:
         if not installation_id.isdigit() or int(installation_id) not in self._installations:
             raise HTTPError(404, "Not Found")

@@ -44,7 +44,7 @@ REPO = "acme/widgets"
 NUMBER = 12
 OPENED = datetime(2026, 1, 1, tzinfo=UTC)
 GITHUB_SHA = "f" * 40  # the merge commit a pull_request run checks out; never the PR's head
-COST = "0.5"  # two records of $0.25
+COST = "0.50"  # two records of $0.25, to the cent
 # max-cost for each verdict at $0.50 (warn_at 0.8): 25 %, 83 %, 125 %
 MAX_COST = {"pass": "2", "warn": "0.6", "fail": "0.4"}
 EXIT_CODES = {
@@ -397,6 +397,15 @@ def test_each_limit_input_reaches_the_server(seeded: datetime, proxy: Proxy, run
     assert "no budget limits set" in unlimited.summary
 
 
+def test_cost_usd_is_rounded_to_the_cent(server: LiveServer, proxy: Proxy, runner: Runner, api_token: str) -> None:
+    """The server keeps the exact sum (9.3638688); the output is what the docs promise: dollars and cents."""
+    seed(server.url, api_token, repo=REPO, number=NUMBER, costs=("3.1212896", "6.2425792"))
+    run = runner.run({"server-url": proxy.url})
+    assert run.returncode == 0, run
+    assert run.outputs["cost-usd"] == "9.36"
+    assert "$9.36" in run.stdout
+
+
 def test_token_input_instead_of_oidc(
     seeded: datetime, proxy: Proxy, issuer: OidcIssuer, runner: Runner, api_token: str
 ) -> None:
@@ -488,7 +497,7 @@ def test_wait_seconds_counts_usage_that_arrives_late(
     # wait-seconds 0 (the default): one answer, given before the late usage came in
     proxy.after_upstream = usage_arrives_after_the_first_answer
     once = runner.run({"server-url": proxy.url})
-    assert (once.returncode, once.outputs["cost-usd"]) == (0, "0.5"), once
+    assert (once.returncode, once.outputs["cost-usd"]) == (0, "0.50"), once
     assert proxy.budget_requests() == 1
     wait_for(lambda: budget_settled(server.url, api_token, cost="0.75"), what="the late usage to be matched")
 
@@ -497,7 +506,7 @@ def test_wait_seconds_counts_usage_that_arrives_late(
     proxy.requests.clear()
     waited = runner.run({"server-url": proxy.url, "wait-seconds": "20", "max-cost": "0.9"})
     assert waited.returncode == 1, waited  # $1.00 > $0.90: only the late usage takes it over the limit
-    assert waited.outputs["cost-usd"] == "1" and waited.outputs["status"] == "fail", waited
+    assert waited.outputs["cost-usd"] == "1.00" and waited.outputs["status"] == "fail", waited
     assert late and posted == ["late-0", "late-1"], "the late usage was posted each time"
     assert proxy.budget_requests() >= 3, proxy.requests  # before, after the change, and once stable
     assert "Waiting" in waited.stdout

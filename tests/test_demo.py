@@ -65,7 +65,7 @@ def test_demo_pages_show_the_figures_of_the_api(tmp_path: Path) -> None:
             if "Press Ctrl-C" in line or len(lines) > 500:
                 break
         output = "".join(lines)
-        token_match = re.search(r"Bearer (tt_[\w-]+)", output)
+        token_match = re.search(r"^export TOKEN=(tt_[\w-]+)$", output, flags=re.MULTILINE)
         assert token_match, output
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as http:

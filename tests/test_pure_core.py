@@ -17,6 +17,8 @@ PURE = [
     "app.money",
     "app.charts",
     "app.outcome_report",
+    "app.app_manifest",
+    "app.github_login",
     "app.sources.canonical",
     "app.sources.common",
     "app.sources.litellm",

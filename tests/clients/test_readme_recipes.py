@@ -106,6 +106,6 @@ def test_the_workflow_recipe_runs_the_action(seeded: datetime, proxy: Proxy, run
 
     run = runner.run(inputs)
     # The seeded PR spent $0.50: under the recipe's max-cost of 25.
-    assert (run.returncode, run.outputs["status"], run.outputs["cost-usd"]) == (0, "pass", "0.5"), run
+    assert (run.returncode, run.outputs["status"], run.outputs["cost-usd"]) == (0, "pass", "0.50"), run
     read = set(re.findall(rf"steps\.{step['id']}\.outputs\.([\w-]+)", text))
     assert read and read <= run.outputs.keys()
