@@ -44,13 +44,12 @@ from app.outcome_report import (
 )
 from app.people import learned_logins, login_of
 from app.pricing import canonical_model
-from app.rematch import USAGE, U
-from app.repo_state import PULLS, REPOSITORIES, default_branches
+from app.repo_state import default_branches
+from app.tables import PULLS, REPOSITORIES, USAGE
 
 DEFAULT_DAYS = 30
 MAX_DAILY_BUCKETS = 92  # past ~3 months the chart shows weeks
 TOP_PULLS = 20
-P = PULLS.c
 
 
 def _usd(nanousd: Any) -> Decimal:
@@ -59,9 +58,9 @@ def _usd(nanousd: Any) -> Decimal:
 
 def _spend_columns() -> list[Any]:
     return [
-        sa.func.coalesce(sa.func.sum(U.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
         sa.func.count().label("records"),
-        sa.func.count().filter(U.cost_nanousd.is_(None)).label("unpriced"),
+        sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
     ]
 
 
@@ -70,37 +69,42 @@ def _spend(row: Any) -> Spend:
 
 
 def _owner_pull_repos(owner: str) -> Any:
-    return sa.select(P.repo).where(P.repo.startswith(owner + "/", autoescape=True)).distinct()
+    return sa.select(PULLS.c.repo).where(PULLS.c.repo.startswith(owner + "/", autoescape=True)).distinct()
 
 
 def _usage_scope(scope: Scope) -> Any:
     """A scope's books: the usage its pull requests count, plus its own usage that counts on none of them
     (unmatched, or matched to another owner's PR without consent: DESIGN §5). Records set aside count nowhere."""
-    private = U.pr_private.is_(True)
-    own = sa.or_(U.pr_number.is_(None), private)
+    private = USAGE.c.pr_private.is_(True)
+    own = sa.or_(USAGE.c.pr_number.is_(None), private)
     if scope.repo is not None:
-        books = sa.or_(sa.and_(U.pr_repo == scope.repo, ~private), sa.and_(U.repo == scope.repo, own))
+        books = sa.or_(sa.and_(USAGE.c.pr_repo == scope.repo, ~private), sa.and_(USAGE.c.repo == scope.repo, own))
     else:
         books = sa.or_(
-            sa.and_(U.pr_repo.in_(_owner_pull_repos(scope.owner)), ~private), sa.and_(U.owner == scope.owner, own)
+            sa.and_(USAGE.c.pr_repo.in_(_owner_pull_repos(scope.owner)), ~private),
+            sa.and_(USAGE.c.owner == scope.owner, own),
         )
-    return sa.and_(books, U.match_error.is_(None))
+    return sa.and_(books, USAGE.c.match_error.is_(None))
 
 
 def _pull_scope(scope: Scope) -> Any:
-    return P.repo == scope.repo if scope.repo is not None else P.repo.startswith(scope.owner + "/", autoescape=True)
+    return (
+        PULLS.c.repo == scope.repo
+        if scope.repo is not None
+        else PULLS.c.repo.startswith(scope.owner + "/", autoescape=True)
+    )
 
 
 def _window(period: Period) -> Any:
-    return sa.and_(U.timestamp >= period.since, U.timestamp < period.until)
+    return sa.and_(USAGE.c.timestamp >= period.since, USAGE.c.timestamp < period.until)
 
 
 def _day(session: Session) -> Any:
     """The UTC calendar day of a record: SQLite stores UTC text, PostgreSQL needs the zone named (no bound
     parameters: PostgreSQL would not see the SELECT and GROUP BY expressions as the same one)."""
     if session.get_bind().dialect.name == "sqlite":
-        return sa.func.date(U.timestamp)
-    return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), U.timestamp), sa.Date)
+        return sa.func.date(USAGE.c.timestamp)
+    return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), USAGE.c.timestamp), sa.Date)
 
 
 def _as_date(value: Any) -> date:
@@ -110,7 +114,7 @@ def _as_date(value: Any) -> date:
 def latest_usage(session: Session, scope: Scope, *, before: datetime) -> datetime | None:
     """The scope's latest usage before `before`: a row dated in the far future (stored before ingest checked
     timestamps) must not drag the default period there."""
-    latest = sa.select(sa.func.max(U.timestamp)).where(_usage_scope(scope), U.timestamp < before)
+    latest = sa.select(sa.func.max(USAGE.c.timestamp)).where(_usage_scope(scope), USAGE.c.timestamp < before)
     value = session.execute(latest).scalar_one()
     return None if value is None else as_utc(value)
 
@@ -132,9 +136,9 @@ def default_period(
 def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
     day = _day(session)
     rows = session.execute(
-        sa.select(day.label("day"), U.model, U.provider, *_spend_columns())
+        sa.select(day.label("day"), USAGE.c.model, USAGE.c.provider, *_spend_columns())
         .where(_usage_scope(scope), _window(period))
-        .group_by(day, U.model, U.provider)
+        .group_by(day, USAGE.c.model, USAGE.c.provider)
     ).all()
     kind: Literal["day", "week"] = "day" if period.days <= MAX_DAILY_BUCKETS else "week"
     start = period.since.date() if kind == "day" else monday(period.since.date())
@@ -166,7 +170,11 @@ def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
 
 def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
     """Spend per model, the spellings of one model (dated, routed, cloud ids) summed under its canonical name."""
-    rows = session.execute(sa.select(U.model, U.provider, *_spend_columns()).where(where).group_by(U.model, U.provider))
+    rows = session.execute(
+        sa.select(USAGE.c.model, USAGE.c.provider, *_spend_columns())
+        .where(where)
+        .group_by(USAGE.c.model, USAGE.c.provider)
+    )
     spends: dict[str, Spend] = defaultdict(Spend)
     for row in rows:
         spends[canonical_model(row.provider, row.model)] += _spend(row)
@@ -177,7 +185,7 @@ def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict
     """Unmatched spend by the usage's actor, shown as the GitHub login it belongs to where that is known (the
     `people:` of the record's repository, then what GitHub told the owner), so one person is one row."""
     rows = session.execute(
-        sa.select(U.repo, U.actor, *_spend_columns()).where(unmatched).group_by(U.repo, U.actor)
+        sa.select(USAGE.c.repo, USAGE.c.actor, *_spend_columns()).where(unmatched).group_by(USAGE.c.repo, USAGE.c.actor)
     ).all()
     configs = session.execute(
         sa.select(REPOSITORIES.c.full_name, REPOSITORIES.c.config_text).where(
@@ -206,23 +214,25 @@ def _outcome(row: Any) -> Outcome:
 def _pull_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
     """Spend in the period per PR, with the PR's facts (one row per PR that has any)."""
     spend = (
-        sa.select(U.pr_repo, U.pr_number, *_spend_columns())
-        .where(_usage_scope(scope), _window(period), U.pr_number.is_not(None))
-        .group_by(U.pr_repo, U.pr_number)
+        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *_spend_columns())
+        .where(_usage_scope(scope), _window(period), USAGE.c.pr_number.is_not(None))
+        .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
         .subquery()
     )
     return list(
         session.execute(
             sa.select(
                 spend,
-                P.title,
-                P.author,
-                P.state,
-                P.merged,
-                P.additions,
-                P.deletions,
-                P.html_url,
-            ).select_from(spend.outerjoin(PULLS, sa.and_(P.repo == spend.c.pr_repo, P.number == spend.c.pr_number)))
+                PULLS.c.title,
+                PULLS.c.author,
+                PULLS.c.state,
+                PULLS.c.merged,
+                PULLS.c.additions,
+                PULLS.c.deletions,
+                PULLS.c.html_url,
+            ).select_from(
+                spend.outerjoin(PULLS, sa.and_(PULLS.c.repo == spend.c.pr_repo, PULLS.c.number == spend.c.pr_number))
+            )
         )
     )
 
@@ -231,10 +241,13 @@ def _lifetimes(session: Session, scope: Scope, keys: list[tuple[str, int]]) -> d
     if not keys:
         return {}
     which = sa.and_(
-        sa.or_(*(sa.and_(U.pr_repo == repo, U.pr_number == number) for repo, number in keys)), _usage_scope(scope)
+        sa.or_(*(sa.and_(USAGE.c.pr_repo == repo, USAGE.c.pr_number == number) for repo, number in keys)),
+        _usage_scope(scope),
     )
     rows = session.execute(
-        sa.select(U.pr_repo, U.pr_number, *_spend_columns()).where(which).group_by(U.pr_repo, U.pr_number)
+        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *_spend_columns())
+        .where(which)
+        .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
     )
     return {(row.pr_repo, row.pr_number): _spend(row) for row in rows}
 
@@ -242,8 +255,15 @@ def _lifetimes(session: Session, scope: Scope, keys: list[tuple[str, int]]) -> d
 def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
     """PRs merged in the period that hold any spend, with all of it (whenever it was made)."""
     merged = (
-        sa.select(P.repo, P.number, P.merged_at, (P.additions + P.deletions).label("lines"))
-        .where(_pull_scope(scope), P.merged.is_(True), P.merged_at >= period.since, P.merged_at < period.until)
+        sa.select(
+            PULLS.c.repo, PULLS.c.number, PULLS.c.merged_at, (PULLS.c.additions + PULLS.c.deletions).label("lines")
+        )
+        .where(
+            _pull_scope(scope),
+            PULLS.c.merged.is_(True),
+            PULLS.c.merged_at >= period.since,
+            PULLS.c.merged_at < period.until,
+        )
         .subquery()
     )
     return list(
@@ -252,7 +272,11 @@ def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
             .select_from(
                 merged.join(
                     USAGE,
-                    sa.and_(U.pr_repo == merged.c.repo, U.pr_number == merged.c.number, U.pr_private.is_(False)),
+                    sa.and_(
+                        USAGE.c.pr_repo == merged.c.repo,
+                        USAGE.c.pr_number == merged.c.number,
+                        USAGE.c.pr_private.is_(False),
+                    ),
                 )
             )
             .group_by(merged.c.repo, merged.c.number, merged.c.merged_at, merged.c.lines)
@@ -295,13 +319,19 @@ def _repositories(
 
 def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analytics:
     where = sa.and_(_usage_scope(scope), _window(period))
-    unmatched = sa.and_(where, U.pr_number.is_(None))
+    unmatched = sa.and_(where, USAGE.c.pr_number.is_(None))
     kind, buckets = _buckets(session, scope, period)
-    agents = _by(session, U.agent, where)
+    agents = _by(session, USAGE.c.agent, where)
     tokens = session.execute(
         sa.select(
             sa.func.coalesce(
-                sa.func.sum(U.input_tokens + U.cache_read_tokens + U.cache_write_tokens + U.output_tokens), 0
+                sa.func.sum(
+                    USAGE.c.input_tokens
+                    + USAGE.c.cache_read_tokens
+                    + USAGE.c.cache_write_tokens
+                    + USAGE.c.output_tokens
+                ),
+                0,
             )
         ).where(where)
     ).scalar_one()
@@ -325,9 +355,9 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     ]
 
     branch_rows = session.execute(
-        sa.select(U.repo, U.branch, sa.func.max(U.timestamp).label("last"), *_spend_columns())
+        sa.select(USAGE.c.repo, USAGE.c.branch, sa.func.max(USAGE.c.timestamp).label("last"), *_spend_columns())
         .where(unmatched)
-        .group_by(U.repo, U.branch)
+        .group_by(USAGE.c.repo, USAGE.c.branch)
     ).all()
     defaults = default_branches(session, {row.repo for row in branch_rows})
     branches = sorted(

@@ -11,13 +11,12 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, OwnerDep, SessionDep
-from app.models import Usage
 from app.money import from_nanousd, usd_str
 from app.pricing import canonical_model
 from app.report_api import BadPeriod, utc_bound
+from app.tables import USAGE
 
 router = APIRouter(tags=["read"])
-U = Usage.__table__.c  # type: ignore[attr-defined]
 
 
 def authorize_repo(owner_param: str, repo_param: str, *, caller: str) -> str:
@@ -35,13 +34,13 @@ def _money(nanousd: Any) -> str:
 def _totals_columns() -> list[Any]:
     return [
         sa.func.count().label("records"),
-        sa.func.coalesce(sa.func.sum(U.cost_nanousd), 0).label("cost"),
-        sa.func.count().filter(U.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(U.input_tokens), 0).label("input_tokens"),
-        sa.func.coalesce(sa.func.sum(U.cache_read_tokens), 0).label("cache_read_tokens"),
-        sa.func.coalesce(sa.func.sum(U.cache_write_tokens), 0).label("cache_write_tokens"),
-        sa.func.coalesce(sa.func.sum(U.output_tokens), 0).label("output_tokens"),
-        sa.func.coalesce(sa.func.sum(U.reasoning_tokens), 0).label("reasoning_tokens"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.input_tokens), 0).label("input_tokens"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.cache_read_tokens), 0).label("cache_read_tokens"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.cache_write_tokens), 0).label("cache_write_tokens"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.output_tokens), 0).label("output_tokens"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
     ]
 
 
@@ -66,23 +65,25 @@ def repo_usage(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    conditions = [U.repo == repo]
+    conditions = [USAGE.c.repo == repo]
     if branch is not None:
-        conditions.append(U.branch == branch)
+        conditions.append(USAGE.c.branch == branch)
     if since is not None:
-        conditions.append(U.timestamp >= since)
+        conditions.append(USAGE.c.timestamp >= since)
     if until is not None:
-        conditions.append(U.timestamp < until)
+        conditions.append(USAGE.c.timestamp < until)
     where = sa.and_(*conditions)
     total = session.execute(sa.select(*_totals_columns()).where(where)).one()
     by_branch = session.execute(
-        sa.select(U.branch, U.pr_number, *_totals_columns())
+        sa.select(USAGE.c.branch, USAGE.c.pr_number, *_totals_columns())
         .where(where)
-        .group_by(U.branch, U.pr_number)
-        .order_by(sa.desc("cost"), U.branch)
+        .group_by(USAGE.c.branch, USAGE.c.pr_number)
+        .order_by(sa.desc("cost"), USAGE.c.branch)
     ).all()
     by_model = session.execute(
-        sa.select(U.model, U.provider, *_totals_columns()).where(where).group_by(U.model, U.provider)
+        sa.select(USAGE.c.model, USAGE.c.provider, *_totals_columns())
+        .where(where)
+        .group_by(USAGE.c.model, USAGE.c.provider)
     ).all()
     return {
         "repo": repo,

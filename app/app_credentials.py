@@ -16,9 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.models import GitHubAppCredentials
+from app.tables import APP_CREDENTIALS
 
-CREDENTIALS = GitHubAppCredentials.__table__  # type: ignore[attr-defined]
 ROW_ID = 1  # one App per server: a second insert of this id fails, whoever races
 KEY_HINT = (
     "a Fernet key is 32 random bytes in URL-safe base64, e.g. "
@@ -55,7 +54,7 @@ def make_cipher(keys: str) -> MultiFernet:
 
 
 def app_exists(session: Session) -> bool:
-    return session.execute(sa.select(CREDENTIALS.c.id)).first() is not None
+    return session.execute(sa.select(APP_CREDENTIALS.c.id)).first() is not None
 
 
 def store_credentials(session: Session, credentials: AppCredentials, *, cipher: MultiFernet) -> bool:
@@ -79,7 +78,7 @@ def store_credentials(session: Session, credentials: AppCredentials, *, cipher: 
     }
     try:
         with session.begin_nested():
-            session.execute(sa.insert(CREDENTIALS).values(**values))
+            session.execute(sa.insert(APP_CREDENTIALS).values(**values))
     except IntegrityError:
         return False
     return True
@@ -87,7 +86,7 @@ def store_credentials(session: Session, credentials: AppCredentials, *, cipher: 
 
 def load_credentials(session: Session, *, cipher: MultiFernet | None) -> AppCredentials | None:
     """The stored App, decrypted; None when there is none. CredentialsUnreadable when the key cannot open it."""
-    row = session.execute(sa.select(CREDENTIALS).where(CREDENTIALS.c.id == ROW_ID)).first()
+    row = session.execute(sa.select(APP_CREDENTIALS).where(APP_CREDENTIALS.c.id == ROW_ID)).first()
     if row is None:
         return None
     if cipher is None:

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from app.github_objects import (
+    CommitAuthor,
+    PullRequestSnapshot,
+    commit_author,
+    parse_pull,
+)
 from app.parsing import dig
 from app.webhook_fields import (
     KIND_CHARS,
     LOGIN_CHARS,
     MAX_NUMBER,
     REF_CHARS,
-    URL_CHARS,
     fits,
     full_name,
     github_id,
-    integer,
     items,
     moment,
     ranged,
@@ -32,33 +36,6 @@ from app.webhook_fields import (
 from app.webhook_fields import (
     Ignored as Ignored,  # raised by parse_event: its callers know it from here
 )
-
-ZERO_SHA = "0" * 40
-
-
-@dataclass(frozen=True, slots=True)
-class PullRequestSnapshot:
-    repo: str
-    number: int
-    title: str
-    author: str
-    state: str  # open | closed
-    merged: bool
-    draft: bool
-    head_repo: str | None  # None: the fork was deleted
-    head_ref: str
-    head_sha: str
-    base_ref: str
-    created_at: datetime
-    closed_at: datetime | None
-    merged_at: datetime | None
-    updated_at: datetime | None
-    html_url: str
-    labels: tuple[str, ...]
-    # The review payload's PR object lacks these: None means "unknown, keep what we have or fetch it".
-    additions: int | None = None
-    deletions: int | None = None
-    changed_files: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +77,6 @@ class ReviewEvent:
     # GitHub's ids of the repository and of its owner (None in a payload that lacks them).
     repository_id: int | None = None
     owner_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CommitAuthor:
-    """A commit's author as GitHub reports it: the git e-mail and name, and the GitHub account GitHub linked to
-    that e-mail (None when no account verified it)."""
-
-    email: str | None  # lower-cased
-    name: str | None
-    login: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PullCommit:
-    sha: str
-    author: CommitAuthor
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +123,9 @@ REVIEW_ACTIONS = {"submitted", "dismissed", "edited"}
 INSTALLATION_ACTIONS = {"created", "deleted", "suspend", "unsuspend", "new_permissions_accepted"}
 
 
-def parse_event(event: str, payload: Any) -> Event:
-    """The facts of a delivery, or `Ignored` with the reason it needs no work."""
+def parse_event(event: str, payload: Any, *, now: datetime) -> Event:
+    """The facts of a delivery, or `Ignored` with the reason it needs no work. `now` stands in for a time the
+    payload lacks (when a review was submitted, when a push happened)."""
     if not isinstance(payload, dict):
         raise Ignored("payload is not a JSON object")
     action = text(payload.get("action"))  # not a str (a list, say) must not reach a set lookup
@@ -178,9 +140,9 @@ def parse_event(event: str, payload: Any) -> Event:
     if event == "pull_request_review":
         if action not in REVIEW_ACTIONS:
             raise Ignored(f"pull_request_review.{action} needs no work")
-        return _review(payload)
+        return _review(payload, now=now)
     if event == "push":
-        return _push(payload)
+        return _push(payload, now=now)
     if event in {"check_run", "check_suite"}:
         if action not in {"rerequested", "requested_action"}:
             raise Ignored(f"{event}.{action} needs no work")
@@ -243,55 +205,6 @@ def _installation(event: str, payload: dict[str, Any]) -> InstallationEvent:
     )
 
 
-def parse_pull(data: Any, *, repo: str) -> PullRequestSnapshot:
-    """A pull request object (webhook or REST) as a snapshot; raises Ignored when essentials are missing or a
-    value does not fit its column."""
-    if not isinstance(data, dict) or integer(data.get("number")) is None:
-        raise Ignored("payload has no pull request")
-    number = ranged(data.get("number"), "pull_request.number", high=MAX_NUMBER)
-    created_at = moment(data.get("created_at"))
-    head_sha = sha(dig(data, "head", "sha"), "pull_request.head.sha")
-    if number is None or created_at is None or not head_sha:
-        raise Ignored("pull request lacks created_at or head sha")
-    labels = tuple(
-        label["name"]
-        for label in items(data.get("labels"))
-        if isinstance(label, dict) and isinstance(label.get("name"), str)
-    )
-
-    def count(key: str) -> int | None:
-        value = integer(data.get(key))
-        if value is None or value < 0:  # drift: keep what is stored
-            return None
-        return ranged(value, f"pull_request.{key}", low=0, high=MAX_NUMBER)
-
-    def ref(key: str) -> str:
-        return fits(text(dig(data, key, "ref")), f"pull_request.{key}.ref", REF_CHARS)
-
-    return PullRequestSnapshot(
-        repo=repo,
-        number=number,
-        title=text(data.get("title")),
-        author=fits(text(dig(data, "user", "login")), "pull_request.user.login", LOGIN_CHARS),
-        state="closed" if data.get("state") == "closed" else "open",
-        merged=bool(data.get("merged")) or data.get("merged_at") is not None,
-        draft=bool(data.get("draft")),
-        head_repo=full_name(dig(data, "head", "repo"), "pull_request.head.repo"),
-        head_ref=ref("head"),
-        head_sha=head_sha,
-        base_ref=ref("base"),
-        created_at=created_at,
-        closed_at=moment(data.get("closed_at")),
-        merged_at=moment(data.get("merged_at")),
-        updated_at=moment(data.get("updated_at")),
-        html_url=fits(text(data.get("html_url")), "pull_request.html_url", URL_CHARS),
-        labels=labels,
-        additions=count("additions"),
-        deletions=count("deletions"),
-        changed_files=count("changed_files"),
-    )
-
-
 def _pull_request(payload: dict[str, Any]) -> PullRequestEvent:
     repo, default_branch = _repo_of(payload)
     action = text(payload.get("action"))
@@ -311,7 +224,7 @@ def _pull_request(payload: dict[str, Any]) -> PullRequestEvent:
     )
 
 
-def _review(payload: dict[str, Any]) -> ReviewEvent:
+def _review(payload: dict[str, Any], *, now: datetime) -> ReviewEvent:
     repo, default_branch = _repo_of(payload)
     review = payload.get("review")
     review_id = github_id(dig(review, "id"), "review.id")
@@ -329,31 +242,13 @@ def _review(payload: dict[str, Any]) -> ReviewEvent:
         review_id=review_id,
         reviewer=fits(text(dig(review, "user", "login")).lower(), "review.user.login", LOGIN_CHARS),
         state=fits(state, "review.state", KIND_CHARS),
-        submitted_at=moment(dig(review, "submitted_at")) or datetime.now(tz=UTC),
+        submitted_at=moment(dig(review, "submitted_at")) or now,
         repository_id=repository_id,
         owner_id=owner_id,
     )
 
 
-def commit_author(git_author: Any, login: Any) -> CommitAuthor:
-    """From a commit's git author ({name, email}) and the login GitHub matched to it (a push's `username`, the
-    REST commit's top-level `author.login`)."""
-    email = text(dig(git_author, "email")).strip().lower()
-    name = text(dig(git_author, "name")).strip()
-    return CommitAuthor(email=email or None, name=name or None, login=text(login).strip() or None)
-
-
-def parse_pull_commits(listed: Any) -> list[PullCommit]:
-    """`GET /repos/{o}/{r}/pulls/{n}/commits` items: each sha with its author (items without a sha are skipped)."""
-    commits = [item for item in items(listed) if isinstance(item, dict) and isinstance(item.get("sha"), str)]
-    return [
-        PullCommit(item["sha"].lower(), commit_author(dig(item, "commit", "author"), dig(item, "author", "login")))
-        for item in commits
-        if item["sha"]
-    ]
-
-
-def _push(payload: dict[str, Any]) -> PushEvent:
+def _push(payload: dict[str, Any], *, now: datetime) -> PushEvent:
     repo, default_branch = _repo_of(payload)
     ref = text(payload.get("ref"))
     if not ref.startswith("refs/heads/"):
@@ -376,7 +271,7 @@ def _push(payload: dict[str, Any]) -> PushEvent:
         deleted=bool(payload.get("deleted")),
         forced=bool(payload.get("forced")),
         commits=commits,
-        pushed_at=pushed_at or datetime.now(tz=UTC),
+        pushed_at=pushed_at or now,
         authors=tuple(
             commit_author(c.get("author"), dig(c, "author", "username"))
             for c in items(payload.get("commits"))

@@ -18,8 +18,7 @@ from app.budget import ConfigResult, limits_with_overrides, parse_repo_config
 from app.db import as_utc, utcnow
 from app.money import from_nanousd
 from app.people import logins_of
-from app.rematch import U
-from app.repo_state import PULLS, PUSHES, REPOSITORIES, REVIEWS, pull_labels
+from app.repo_state import pull_labels
 from app.report import (
     ActorSpend,
     ModelSpend,
@@ -32,6 +31,7 @@ from app.report import (
     SpendPoint,
     SpendTotals,
 )
+from app.tables import PULLS, PUSHES, REPOSITORIES, REVIEWS, USAGE
 
 
 class PullNotFound(LookupError):
@@ -44,14 +44,14 @@ def _usd(nanousd: Any) -> Decimal:
 
 def _tokens(prefix: str = "") -> list[Any]:
     names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-    return [sa.func.coalesce(sa.func.sum(U[name]), 0).label(prefix + name) for name in names]
+    return [sa.func.coalesce(sa.func.sum(USAGE.c[name]), 0).label(prefix + name) for name in names]
 
 
 def _spend_columns() -> list[Any]:
     return [
         sa.func.count().label("records"),
-        sa.func.count().filter(U.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(U.cost_nanousd), 0).label("cost"),
+        sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
+        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
     ]
 
 
@@ -103,11 +103,13 @@ def _spend_points(session: Session, where: Any, pushes: list[Push]) -> tuple[Spe
     """Spend grouped by push interval in SQL: one point per interval, at the interval's first record."""
     bounds = sorted(p.pushed_at for p in pushes)
     if bounds:
-        bucket: Any = sa.case(*((U.timestamp <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
+        bucket: Any = sa.case(
+            *((USAGE.c.timestamp <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds)
+        )
     else:
         bucket = sa.literal(0)
     rows = session.execute(
-        sa.select(bucket.label("bucket"), sa.func.min(U.timestamp).label("first"), *_spend_columns())
+        sa.select(bucket.label("bucket"), sa.func.min(USAGE.c.timestamp).label("first"), *_spend_columns())
         .where(where)
         .group_by(bucket)
     ).all()
@@ -145,24 +147,28 @@ def gather_facts(
     if pull is None:
         raise PullNotFound(f"{repo}#{number}")
     # A record matched without its owner's consent to another owner's PR never counts on it (DESIGN §5).
-    where = sa.and_(U.pr_repo == repo, U.pr_number == number, U.pr_private.is_(False))
+    where = sa.and_(USAGE.c.pr_repo == repo, USAGE.c.pr_number == number, USAGE.c.pr_private.is_(False))
     total = session.execute(
         sa.select(
             *_spend_columns(),
             *_tokens(),
-            sa.func.coalesce(sa.func.sum(U.reasoning_tokens), 0).label("reasoning_tokens"),
-            sa.func.count(sa.distinct(U.session_id)).label("sessions"),
-            sa.func.count(sa.distinct(U.agent)).label("agents"),
+            sa.func.coalesce(sa.func.sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
+            sa.func.count(sa.distinct(USAGE.c.session_id)).label("sessions"),
+            sa.func.count(sa.distinct(USAGE.c.agent)).label("agents"),
         ).where(where)
     ).one()
     by_model = session.execute(
-        sa.select(U.model, U.provider, *_spend_columns(), *_tokens()).where(where).group_by(U.model, U.provider)
+        sa.select(USAGE.c.model, USAGE.c.provider, *_spend_columns(), *_tokens())
+        .where(where)
+        .group_by(USAGE.c.model, USAGE.c.provider)
     ).all()
     by_actor = session.execute(
-        sa.select(U.actor, U.agent, *_spend_columns()).where(where).group_by(U.actor, U.agent)
+        sa.select(USAGE.c.actor, USAGE.c.agent, *_spend_columns()).where(where).group_by(USAGE.c.actor, USAGE.c.agent)
     ).all()
     by_source = session.execute(
-        sa.select(U.source, U.also_seen_by, *_spend_columns()).where(where).group_by(U.source, U.also_seen_by)
+        sa.select(USAGE.c.source, USAGE.c.also_seen_by, *_spend_columns())
+        .where(where)
+        .group_by(USAGE.c.source, USAGE.c.also_seen_by)
     ).all()
     pushes = [
         Push(sha=row.sha, pushed_at=as_utc(row.pushed_at))

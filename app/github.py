@@ -19,12 +19,12 @@ from githubkit.cache import MemCacheStrategy
 from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
 from app import metrics
-from app.events import PullCommit, parse_pull_commits
+from app.github_objects import PullCommit, parse_pull_commits
+from app.pull_port import PullRef
 from app.settings import Settings
 
 log = logging.getLogger("tokentrail.github")
 T = TypeVar("T")
-MARKER = "<!-- tokentrail:pr-comment -->"
 
 
 class GitHubError(Exception):
@@ -160,7 +160,11 @@ class GitHubApp:
             return None
         return base64.b64decode(str(data.get("content", ""))).decode("utf-8", errors="replace")
 
-    def find_comment(self, installation_id: int, repo: str, number: int) -> tuple[int, str] | None:
+    def pull(self, ref: PullRef, *, marker: str) -> GitHubPull:
+        """This App as one pull request sees it (the `PullPort` a refresh uses)."""
+        return GitHubPull(self, ref, marker)
+
+    def find_comment(self, installation_id: int, repo: str, number: int, *, marker: str) -> tuple[int, str] | None:
         """Our sticky comment: the first one carrying the marker *and* written by our app (never someone's quote)."""
         owner, name = repo.split("/", 1)
         issues = self._client(installation_id).rest.issues
@@ -171,7 +175,7 @@ class GitHubApp:
             body = comment.get("body") or ""
             via_app = (comment.get("performed_via_github_app") or {}).get("id")
             author = (comment.get("user") or {}).get("login")
-            if MARKER in body and (via_app == self.app_id or author == self.bot_login):
+            if marker in body and (via_app == self.app_id or author == self.bot_login):
                 return int(comment["id"]), body
         return None
 
@@ -223,6 +227,46 @@ class GitHubApp:
             ).json(),
         )
         return int(data["id"])
+
+
+class GitHubPull:
+    """`app.pull_port.PullPort` over the App: the verbs of one pull request, with its comment marker."""
+
+    def __init__(self, app: GitHubApp, ref: PullRef, marker: str) -> None:
+        self._app, self.ref, self._marker = app, ref, marker
+
+    def get_pull(self) -> dict[str, Any]:
+        return self._app.get_pull(self.ref.installation_id, self.ref.repo, self.ref.number)
+
+    def list_commits(self) -> list[PullCommit]:
+        return self._app.list_pull_commits(self.ref.installation_id, self.ref.repo, self.ref.number)
+
+    def list_reviews(self) -> list[dict[str, Any]]:
+        return self._app.list_reviews(self.ref.installation_id, self.ref.repo, self.ref.number)
+
+    def get_file(self, path: str, *, ref: str) -> str | None:
+        return self._app.get_file(self.ref.installation_id, self.ref.repo, path, ref=ref)
+
+    def find_comment(self) -> tuple[int, str] | None:
+        return self._app.find_comment(self.ref.installation_id, self.ref.repo, self.ref.number, marker=self._marker)
+
+    def create_comment(self, body: str) -> int:
+        return self._app.create_comment(self.ref.installation_id, self.ref.repo, self.ref.number, body)
+
+    def update_comment(self, comment_id: int, body: str) -> None:
+        self._app.update_comment(self.ref.installation_id, self.ref.repo, comment_id, body)
+
+    def upsert_check_run(
+        self, *, check_run_id: int | None, head_sha: str, output: dict[str, str], conclusion: str
+    ) -> int:
+        return self._app.upsert_check_run(
+            self.ref.installation_id,
+            self.ref.repo,
+            check_run_id=check_run_id,
+            head_sha=head_sha,
+            output=output,
+            conclusion=conclusion,
+        )
 
 
 def create_app_from_manifest(api_url: str, code: str) -> dict[str, Any]:

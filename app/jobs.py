@@ -14,13 +14,12 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import utcnow
-from app.models import Job
+from app.db import utcnow, write_lock
+from app.tables import DELIVERIES, JOBS
 
-JOBS = Job.__table__  # type: ignore[attr-defined]
-J = JOBS.c
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 12
 
@@ -39,7 +38,9 @@ def enqueue(session: Session, *, kind: str, key: str, delay: float = 0.0) -> Non
     This is the debounce: many events for one pull request within `delay` seconds cause one comment update.
     """
     now = utcnow()
-    waiting = session.execute(sa.select(J.id).where(J.kind == kind, J.key == key, J.state == "queued").limit(1)).first()
+    waiting = session.execute(
+        sa.select(JOBS.c.id).where(JOBS.c.kind == kind, JOBS.c.key == key, JOBS.c.state == "queued").limit(1)
+    ).first()
     if waiting is not None:
         return
     session.execute(
@@ -62,7 +63,9 @@ def enqueue_many(session: Session, *, kind: str, keys: Iterable[str]) -> None:
         return
     waiting = {
         key
-        for (key,) in session.execute(sa.select(J.key).where(J.kind == kind, J.state == "queued", J.key.in_(wanted)))
+        for (key,) in session.execute(
+            sa.select(JOBS.c.key).where(JOBS.c.kind == kind, JOBS.c.state == "queued", JOBS.c.key.in_(wanted))
+        )
     }
     now = utcnow()
     rows = [
@@ -86,10 +89,15 @@ def claim(session: Session, *, now: datetime | None = None) -> ClaimedJob | None
     """Take the next due job (committing the claim is the caller's transaction)."""
     now = now or utcnow()
     due = sa.or_(
-        sa.and_(J.state == "queued", J.run_after <= now),
-        sa.and_(J.state == "running", J.locked_at < now - LEASE),
+        sa.and_(JOBS.c.state == "queued", JOBS.c.run_after <= now),
+        sa.and_(JOBS.c.state == "running", JOBS.c.locked_at < now - LEASE),
     )
-    query = sa.select(J.id, J.kind, J.key, J.attempts).where(due).order_by(J.run_after, J.id).limit(1)
+    query = (
+        sa.select(JOBS.c.id, JOBS.c.kind, JOBS.c.key, JOBS.c.attempts)
+        .where(due)
+        .order_by(JOBS.c.run_after, JOBS.c.id)
+        .limit(1)
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     row = session.execute(query).first()
@@ -99,8 +107,8 @@ def claim(session: Session, *, now: datetime | None = None) -> ClaimedJob | None
         CursorResult[Any],
         session.execute(
             sa.update(JOBS)
-            .where(J.id == row.id, sa.or_(J.state == "queued", J.locked_at < now - LEASE))
-            .values(state="running", locked_at=now, attempts=J.attempts + 1, updated_at=now)
+            .where(JOBS.c.id == row.id, sa.or_(JOBS.c.state == "queued", JOBS.c.locked_at < now - LEASE))
+            .values(state="running", locked_at=now, attempts=JOBS.c.attempts + 1, updated_at=now)
         ),
     )
     if claimed.rowcount != 1:  # another worker took it between our read and write (SQLite)
@@ -110,7 +118,9 @@ def claim(session: Session, *, now: datetime | None = None) -> ClaimedJob | None
 
 def finish(session: Session, job: ClaimedJob) -> None:
     session.execute(
-        sa.update(JOBS).where(J.id == job.id).values(state="done", locked_at=None, last_error=None, updated_at=utcnow())
+        sa.update(JOBS)
+        .where(JOBS.c.id == job.id)
+        .values(state="done", locked_at=None, last_error=None, updated_at=utcnow())
     )
 
 
@@ -127,7 +137,7 @@ def retry(session: Session, job: ClaimedJob, *, error: str, retry_after: float |
     else:
         delay = max(retry_after or 0.0, backoff_seconds(job.attempts))
         values.update(state="queued", run_after=now + timedelta(seconds=delay))
-    session.execute(sa.update(JOBS).where(J.id == job.id).values(**values))
+    session.execute(sa.update(JOBS).where(JOBS.c.id == job.id).values(**values))
 
 
 def fail(session: Session, job: ClaimedJob, *, error: str) -> None:
@@ -135,7 +145,7 @@ def fail(session: Session, job: ClaimedJob, *, error: str) -> None:
     aside at once as `failed`, a dead letter counted in /metrics, instead of retried MAX_ATTEMPTS times."""
     session.execute(
         sa.update(JOBS)
-        .where(J.id == job.id)
+        .where(JOBS.c.id == job.id)
         .values(state="failed", locked_at=None, last_error=error[:2000], updated_at=utcnow())
     )
 
@@ -144,14 +154,14 @@ def purge_done(session: Session, *, older_than: timedelta = timedelta(days=1)) -
     """Forget finished jobs after a while: the outbox stays small (failed ones are kept for inspection)."""
     result = cast(
         CursorResult[Any],
-        session.execute(sa.delete(JOBS).where(J.state == "done", J.updated_at < utcnow() - older_than)),
+        session.execute(sa.delete(JOBS).where(JOBS.c.state == "done", JOBS.c.updated_at < utcnow() - older_than)),
     )
     return int(result.rowcount)
 
 
 def next_due_in(session: Session) -> float | None:
     """Seconds until the next queued job is due (None when nothing waits): how long the worker may sleep."""
-    next_run = session.execute(sa.select(sa.func.min(J.run_after)).where(J.state == "queued")).scalar()
+    next_run = session.execute(sa.select(sa.func.min(JOBS.c.run_after)).where(JOBS.c.state == "queued")).scalar()
     if next_run is None:
         return None
     from app.db import as_utc
@@ -160,5 +170,47 @@ def next_due_in(session: Session) -> float | None:
 
 
 def counts_by_state(session: Session) -> dict[str, int]:
-    rows = session.execute(sa.select(J.state, sa.func.count()).group_by(J.state)).all()
+    rows = session.execute(sa.select(JOBS.c.state, sa.func.count()).group_by(JOBS.c.state)).all()
     return {state: int(count) for state, count in rows}
+
+
+# -- webhook deliveries: each is stored with its job in one transaction (the outbox's inbox) ----------------------
+
+
+def record_delivery(
+    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
+) -> bool:
+    """Store the delivery and its job in one transaction; False when it was already stored (a redelivery)."""
+    try:
+        with write_lock(factory):
+            return _insert_delivery(factory, delivery_id=delivery_id, event=event, action=action, body=body)
+    except IntegrityError:  # the same delivery arriving twice at once: the other request stored it
+        return False
+
+
+def _insert_delivery(
+    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
+) -> bool:
+    with factory() as session, session.begin():
+        exists = session.execute(sa.select(DELIVERIES.c.id).where(DELIVERIES.c.delivery_id == delivery_id)).first()
+        if exists is not None:
+            return False
+        session.execute(
+            sa.insert(DELIVERIES).values(
+                delivery_id=delivery_id,
+                event=event,
+                action=action,
+                payload=body.decode("utf-8", errors="replace"),
+                received_at=utcnow(),
+            )
+        )
+        enqueue(session, kind="webhook", key=delivery_id)
+    return True
+
+
+def load_delivery(session: Session, delivery_id: str) -> tuple[str, str] | None:
+    """(event, payload text) of a stored delivery, or None."""
+    row = session.execute(
+        sa.select(DELIVERIES.c.event, DELIVERIES.c.payload).where(DELIVERIES.c.delivery_id == delivery_id)
+    ).first()
+    return None if row is None else (str(row.event), str(row.payload))

@@ -170,10 +170,8 @@ class Repository(SQLModel, table=True):
     repository_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     owner_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     default_branch: str = Field(default="main", sa_type=sa.String(255))
-    default_branch_sha: str | None = Field(default=None, sa_type=sa.String(40))
     # The cached .github/tokentrail.yml of the default branch, refreshed when the default branch moves.
     config_text: str | None = Field(default=None, sa_type=sa.Text)
-    config_sha: str | None = Field(default=None, sa_type=sa.String(40))
     config_fetched: bool = Field(default=False)
     removed: bool = Field(default=False)
     updated_at: datetime = Field(sa_type=_utc())
@@ -213,6 +211,9 @@ class PullRequest(SQLModel, table=True):
     github_updated_at: datetime | None = Field(default=None, sa_type=_utc())
     # Rollup of the PR's matched spend, kept by every refresh (app.publish): the repository's median cost per
     # changed line reads these few rows instead of summing the usage of every PR of the repository each time.
+    # Facts that can move records changed (an event, a push) since its records were last re-examined: the next
+    # refresh re-matches once, after syncing with GitHub in App mode (app.worker).
+    rematch_pending: bool = Field(default=False, sa_column=_flag())
     spend_nanousd: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     spend_records: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     # What was last rendered, and what is on GitHub (comment and check run ids), so updates edit in place.

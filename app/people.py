@@ -25,10 +25,9 @@ from sqlalchemy.orm import Session
 
 from app.budget import MAX_IDENTITY_CHARS, person_key
 from app.db import utcnow
-from app.events import CommitAuthor
-from app.models import Person
+from app.github_objects import CommitAuthor
+from app.tables import PEOPLE
 
-PEOPLE = Person.__table__  # type: ignore[attr-defined]
 MAX_LOGIN_CHARS = 100  # the column; GitHub's own limit is 39
 _LOOKUP_CHUNK = 500  # identities per IN (...) list
 _WRITE_CHUNK = 500  # rows per INSERT (a push lists up to 2,048 commits)

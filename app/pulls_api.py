@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from app.budget import limits_with_overrides
 from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, PullNumber, RepoReaderDep, SessionDep, SettingsDep
 from app.facts import PullNotFound, gather_facts
-from app.rematch import U
 from app.render import render_comment
-from app.repo_state import PULLS
 from app.report import PullRequestReport, build_report
 from app.settings import Settings
+from app.tables import PULLS, USAGE
 
 router = APIRouter(tags=["pull requests"])
 PATH = "/v1/repos/{owner}/{repo}/pulls/{number}"
@@ -89,7 +88,7 @@ def _delivery_state(session: Session, *, repo: str, number: int, report: PullReq
     if pull.comment_id is not None:
         comment_url += f"#issuecomment-{pull.comment_id}"
     pending = session.execute(
-        sa.select(sa.func.count()).where(U.repo.in_({repo, pull.head_repo or repo}), U.matched_at.is_(None))
+        sa.select(sa.func.count()).where(USAGE.c.repo.in_({repo, pull.head_repo or repo}), USAGE.c.matched_at.is_(None))
     ).scalar_one()
     return {
         "number": number,

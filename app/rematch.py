@@ -34,13 +34,9 @@ from app.matching import (
     match_records,
     records_to_reexamine,
 )
-from app.models import Usage
-from app.repo_state import COMMITS, PULLS, default_branches
+from app.repo_state import default_branches
+from app.tables import PULL_COMMITS, PULLS, USAGE
 
-USAGE = Usage.__table__  # type: ignore[attr-defined]
-U = USAGE.c
-P = PULLS.c
-C = COMMITS.c
 PENDING_BATCH = 5_000
 _CHUNK = 500
 
@@ -65,11 +61,13 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 # The time is read as the database hands it over, without SQLAlchemy's conversion: on SQLite that conversion
 # raises for text it cannot parse, which would fail the whole query instead of the one bad row.
-_RAW_TIME = sa.type_coerce(U.timestamp, sa.String).label("raw_timestamp")
+_RAW_TIME = sa.type_coerce(USAGE.c.timestamp, sa.String).label("raw_timestamp")
 _RECORD_COLUMNS = (
-    U.pk, U.owner, U.repo, U.branch, U.commit, U.pr, _RAW_TIME, U.session_id, U.share_upstream,
-    U.pr_repo, U.pr_number, U.match_rule, U.pr_private, U.matched_at,
-)  # fmt: skip
+    *(USAGE.c[name] for name in ("pk", "owner", "repo", "branch", "commit", "pr")),
+    _RAW_TIME,
+    *(USAGE.c[name] for name in ("session_id", "share_upstream", "pr_repo", "pr_number", "match_rule")),
+    *(USAGE.c[name] for name in ("pr_private", "matched_at")),
+)
 
 
 def _read_time(value: Any) -> datetime:
@@ -108,19 +106,21 @@ def pull_facts(session: Session, keys: set[PullKey], *, with_branches: bool) -> 
     rows: dict[PullKey, Any] = {}
     for repo, numbers in _group(keys).items():
         for chunk in _chunks(sorted(numbers)):
-            for row in session.execute(sa.select(PULLS).where(P.repo == repo, P.number.in_(chunk))):
+            for row in session.execute(sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number.in_(chunk))):
                 rows[(row.repo, row.number)] = row
     if with_branches:
         branches = {(r.head_repo, r.head_ref) for r in rows.values() if r.head_repo}
         for head_repo, refs in _group(branches).items():
             for chunk in _chunks(sorted(refs)):
-                query = sa.select(PULLS).where(P.head_repo == head_repo, P.head_ref.in_(chunk))
+                query = sa.select(PULLS).where(PULLS.c.head_repo == head_repo, PULLS.c.head_ref.in_(chunk))
                 for row in session.execute(query):
                     rows[(row.repo, row.number)] = row
     commits: dict[PullKey, set[str]] = defaultdict(set)
     for repo, numbers in _group(rows.keys()).items():
         for chunk in _chunks(sorted(numbers)):
-            query = sa.select(C.repo, C.number, C.sha).where(C.repo == repo, C.number.in_(chunk))
+            query = sa.select(PULL_COMMITS.c.repo, PULL_COMMITS.c.number, PULL_COMMITS.c.sha).where(
+                PULL_COMMITS.c.repo == repo, PULL_COMMITS.c.number.in_(chunk)
+            )
             for commit_row in session.execute(query):
                 commits[(commit_row.repo, commit_row.number)].add(commit_row.sha)
     defaults = default_branches(session, {r.head_repo for r in rows.values() if r.head_repo})
@@ -152,20 +152,22 @@ def _candidate_pulls(session: Session, records: Sequence[UsageFacts]) -> set[Pul
     repos = {r.repo for r in records if r.repo}
     numbers = {r.pr for r in records if r.pr is not None}
     for chunk in _chunks(sorted(numbers)):
-        query = sa.select(P.repo, P.number).where(
-            sa.or_(P.repo.in_(repos), P.head_repo.in_(repos)), P.number.in_(chunk)
+        query = sa.select(PULLS.c.repo, PULLS.c.number).where(
+            sa.or_(PULLS.c.repo.in_(repos), PULLS.c.head_repo.in_(repos)), PULLS.c.number.in_(chunk)
         )
         keys.update((repo, number) for repo, number in session.execute(query))
     branches = {(r.repo, r.branch) for r in records if r.repo and r.branch}
     for head_repo, refs in _group(branches).items():
         for chunk in _chunks(sorted(refs)):
-            query = sa.select(P.repo, P.number).where(P.head_repo == head_repo, P.head_ref.in_(chunk))
+            query = sa.select(PULLS.c.repo, PULLS.c.number).where(
+                PULLS.c.head_repo == head_repo, PULLS.c.head_ref.in_(chunk)
+            )
             keys.update((repo, number) for repo, number in session.execute(query))
     prefixes = sorted({r.commit[:MIN_COMMIT_PREFIX] for r in records if r.commit})
     for chunk in _chunks(prefixes):
         # A SHA starting with the prefix sorts between the prefix itself and the prefix followed by 'g'.
-        ranges = [sa.and_(C.sha >= prefix, C.sha < prefix + "g") for prefix in chunk]
-        query = sa.select(C.repo, C.number).where(sa.or_(*ranges)).distinct()
+        ranges = [sa.and_(PULL_COMMITS.c.sha >= prefix, PULL_COMMITS.c.sha < prefix + "g") for prefix in chunk]
+        query = sa.select(PULL_COMMITS.c.repo, PULL_COMMITS.c.number).where(sa.or_(*ranges)).distinct()
         keys.update((repo, number) for repo, number in session.execute(query))
     return keys
 
@@ -211,7 +213,7 @@ def _apply(session: Session, rows: Sequence[Any], matches: dict[int, Match | Non
     if changed:
         session.execute(
             sa.update(USAGE)
-            .where(U.pk == sa.bindparam("key"))
+            .where(USAGE.c.pk == sa.bindparam("key"))
             .values(
                 pr_repo=sa.bindparam("new_repo"),
                 pr_number=sa.bindparam("new_number"),
@@ -224,7 +226,7 @@ def _apply(session: Session, rows: Sequence[Any], matches: dict[int, Match | Non
     changed_keys = {c["key"] for c in changed}
     pending = [row.pk for row in rows if row.pk not in changed_keys and row.matched_at is None]
     for chunk in _chunks(pending):
-        session.execute(sa.update(USAGE).where(U.pk.in_(chunk)).values(matched_at=now))
+        session.execute(sa.update(USAGE).where(USAGE.c.pk.in_(chunk)).values(matched_at=now))
     return touched
 
 
@@ -234,7 +236,7 @@ def _set_aside(session: Session, rows: Sequence[tuple[Any, str]]) -> set[PullKey
     for row, error in rows:
         session.execute(
             sa.update(USAGE)
-            .where(U.pk == row.pk)
+            .where(USAGE.c.pk == row.pk)
             .values(
                 pr_repo=None, pr_number=None, match_rule=None, pr_private=False, matched_at=now, match_error=error[:500]
             )
@@ -248,7 +250,7 @@ def _with_sessions(session: Session, rows: dict[int, Any]) -> dict[int, Any]:
     for owner, ids in sessions.items():
         for chunk in _chunks(sorted(ids)):
             query = sa.select(*_RECORD_COLUMNS).where(
-                U.owner == owner, U.session_id.in_(chunk), U.match_error.is_(None)
+                USAGE.c.owner == owner, USAGE.c.session_id.in_(chunk), USAGE.c.match_error.is_(None)
             )
             rows.update((row.pk, row) for row in session.execute(query))
     return rows
@@ -278,7 +280,7 @@ def _match(session: Session, rows: dict[int, Any], *, grace: timedelta, writable
 def match_pending(session: Session, *, repo: str, grace: timedelta) -> tuple[set[PullKey], bool]:
     """Match up to PENDING_BATCH pending records of `repo`; returns (PRs touched, whether more are pending)."""
     lock_repos(session, [repo])
-    query = sa.select(*_RECORD_COLUMNS).where(U.repo == repo, U.matched_at.is_(None)).order_by(U.pk)
+    query = sa.select(*_RECORD_COLUMNS).where(USAGE.c.repo == repo, USAGE.c.matched_at.is_(None)).order_by(USAGE.c.pk)
     rows = session.execute(query.limit(PENDING_BATCH)).all()
     if not rows:
         return set(), False
@@ -290,21 +292,25 @@ def _select(session: Session, what: Reexamine, *, repos: set[str]) -> dict[int, 
     """The stored records `what` names, each looked up by an index; commits in `repos`."""
     conditions: list[Any] = []
     for repo, branches in _group(what.branches).items():
-        conditions += [sa.and_(U.repo == repo, U.branch.in_(chunk)) for chunk in _chunks(sorted(branches))]
+        conditions += [sa.and_(USAGE.c.repo == repo, USAGE.c.branch.in_(chunk)) for chunk in _chunks(sorted(branches))]
     for repo, numbers in _group(what.numbers).items():
-        conditions += [sa.and_(U.repo == repo, U.pr.in_(chunk)) for chunk in _chunks(sorted(numbers))]
+        conditions += [sa.and_(USAGE.c.repo == repo, USAGE.c.pr.in_(chunk)) for chunk in _chunks(sorted(numbers))]
     for repo, numbers in _group(what.holders).items():
-        conditions += [sa.and_(U.pr_repo == repo, U.pr_number.in_(chunk)) for chunk in _chunks(sorted(numbers))]
+        conditions += [
+            sa.and_(USAGE.c.pr_repo == repo, USAGE.c.pr_number.in_(chunk)) for chunk in _chunks(sorted(numbers))
+        ]
     selected: dict[int, Any] = {}
     for condition in conditions:
-        query = sa.select(*_RECORD_COLUMNS).where(condition, U.match_error.is_(None))
+        query = sa.select(*_RECORD_COLUMNS).where(condition, USAGE.c.match_error.is_(None))
         selected.update((row.pk, row) for row in session.execute(query))
     shas = sorted(what.commits)
     for chunk in _chunks(shas):
         # Records carry abbreviations: a record's commit is a prefix of the SHA, so it sorts between the SHA's
         # shortest abbreviation and the SHA itself.
-        ranges = [sa.and_(U.commit >= sha[:MIN_COMMIT_PREFIX], U.commit <= sha) for sha in chunk]
-        query = sa.select(*_RECORD_COLUMNS).where(U.repo.in_(repos), sa.or_(*ranges), U.match_error.is_(None))
+        ranges = [sa.and_(USAGE.c.commit >= sha[:MIN_COMMIT_PREFIX], USAGE.c.commit <= sha) for sha in chunk]
+        query = sa.select(*_RECORD_COLUMNS).where(
+            USAGE.c.repo.in_(repos), sa.or_(*ranges), USAGE.c.match_error.is_(None)
+        )
         for row in session.execute(query):
             if any(sha.startswith(row.commit) for sha in chunk):
                 selected[row.pk] = row

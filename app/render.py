@@ -7,6 +7,7 @@ rows, never by cutting the text (except as a last resort), so the markers always
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,3 +227,33 @@ def render_check_run(report: PullRequestReport) -> CheckRunOutput:
     """The "AI spend" check run: its conclusion follows the budget; an invalid config is named first."""
     summary = _fit(_render_check_text, report, MAX_SUMMARY_CHARS + 1)
     return CheckRunOutput(_check_title(report), summary, conclusion_for(report.budget.status))
+
+
+# The parts of a rendering that only say when it was made: left out of its digest, so that a refresh that changed
+# no figure edits nothing on GitHub.
+_MOMENTS = re.compile(r"updated \d{4}-\d\d-\d\d \d\d:\d\d UTC|generated=\S+")
+
+
+def digest_of(*texts: str) -> str:
+    """Equal digests: the same texts but for when they were generated."""
+    return hashlib.sha256("\x00".join(_MOMENTS.sub("", text) for text in texts).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A report rendered once per refresh: the comment, the check run, and their timeless digests."""
+
+    body: str
+    digest: str
+    check: CheckRunOutput
+    check_digest: str
+
+
+def check_digest(check: CheckRunOutput) -> str:
+    return digest_of(check.title, check.conclusion, check.summary)
+
+
+def render(report: PullRequestReport) -> Rendered:
+    body = render_comment(report)
+    check = render_check_run(report)
+    return Rendered(body=body, digest=digest_of(body), check=check, check_digest=check_digest(check))

@@ -17,16 +17,10 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from app.db import as_utc, utcnow
-from app.events import InstallationEvent, PullRequestSnapshot
-from app.models import Installation, PullRequest, PullRequestCommit, Push, Repository, Review
+from app.events import InstallationEvent
+from app.github_objects import PullRequestSnapshot
 from app.oidc import RecordedInstallation, RecordedRepository
-
-INSTALLATIONS = Installation.__table__  # type: ignore[attr-defined]
-REPOSITORIES = Repository.__table__  # type: ignore[attr-defined]
-PULLS = PullRequest.__table__  # type: ignore[attr-defined]
-COMMITS = PullRequestCommit.__table__  # type: ignore[attr-defined]
-PUSHES = Push.__table__  # type: ignore[attr-defined]
-REVIEWS = Review.__table__  # type: ignore[attr-defined]
+from app.tables import INSTALLATIONS, PULL_COMMITS, PULLS, PUSHES, REPOSITORIES, REVIEWS
 
 
 def _upsert(session: Session, table: sa.Table, *, keys: dict[str, Any], values: dict[str, Any]) -> None:
@@ -215,12 +209,12 @@ def add_commits(session: Session, *, repo: str, number: int, shas: Iterable[str]
     known = {
         sha
         for (sha,) in session.execute(
-            sa.select(COMMITS.c.sha).where(COMMITS.c.repo == repo, COMMITS.c.number == number)
+            sa.select(PULL_COMMITS.c.sha).where(PULL_COMMITS.c.repo == repo, PULL_COMMITS.c.number == number)
         )
     }
     new = sorted({sha.lower() for sha in shas if sha} - known)
     if new:
-        session.execute(sa.insert(COMMITS), [{"repo": repo, "number": number, "sha": sha} for sha in new])
+        session.execute(sa.insert(PULL_COMMITS), [{"repo": repo, "number": number, "sha": sha} for sha in new])
     return len(new)
 
 
@@ -243,17 +237,65 @@ def upsert_review(
     )
 
 
-def open_pulls_of_branch(session: Session, *, head_repo: str, head_ref: str) -> list[tuple[str, int]]:
+def open_pulls_of_branch(session: Session, *, head_repo: str, head_ref: str) -> set[tuple[str, int]]:
     rows = session.execute(
         sa.select(PULLS.c.repo, PULLS.c.number).where(
             PULLS.c.head_repo == head_repo, PULLS.c.head_ref == head_ref, PULLS.c.state == "open"
         )
     )
-    return [(repo, number) for repo, number in rows]
+    return {(repo, number) for repo, number in rows}
 
 
-def get_pull(session: Session, *, repo: str, number: int) -> Any | None:
-    return session.execute(sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number)).first()
+def open_pulls(session: Session, *, repo: str) -> set[tuple[str, int]]:
+    rows = session.execute(sa.select(PULLS.c.repo, PULLS.c.number).where(PULLS.c.repo == repo, PULLS.c.state == "open"))
+    return {(name, number) for name, number in rows}
+
+
+def pulls_at_head(session: Session, *, repo: str, head_sha: str) -> set[tuple[str, int]]:
+    rows = session.execute(sa.select(PULLS.c.number).where(PULLS.c.repo == repo, PULLS.c.head_sha == head_sha))
+    return {(repo, number) for (number,) in rows}
+
+
+def get_pull(session: Session, *, repo: str, number: int, lock: bool = False) -> Any | None:
+    """The stored PR row; with `lock`, held until the transaction ends (one refresh of a PR at a time, whatever
+    the number of workers, on PostgreSQL; SQLite has a single writer anyway)."""
+    query = sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.execute(query).first()
+
+
+def mark_rematch(session: Session, pulls: Iterable[tuple[str, int]]) -> None:
+    """These PRs' facts changed in ways that can move records: their next refresh re-matches them."""
+    for repo, number in sorted(set(pulls)):
+        session.execute(
+            sa.update(PULLS).where(PULLS.c.repo == repo, PULLS.c.number == number).values(rematch_pending=True)
+        )
+
+
+def save_published(session: Session, *, pull_id: int, values: dict[str, Any]) -> None:
+    """What a refresh rendered and posted (comment, check run, the spend rollup); the re-match is done."""
+    session.execute(sa.update(PULLS).where(PULLS.c.id == pull_id).values(rematch_pending=False, **values))
+
+
+def stale_config_branch(session: Session, *, repo: str) -> str | None:
+    """The default branch to read `.github/tokentrail.yml` from when the cached copy is stale (a push moved the
+    default branch since it was read); None when the cache is current."""
+    row = session.execute(
+        sa.select(REPOSITORIES.c.default_branch, REPOSITORIES.c.config_fetched).where(REPOSITORIES.c.full_name == repo)
+    ).first()
+    return None if row is None or row.config_fetched else str(row.default_branch)
+
+
+def save_config(session: Session, *, repo: str, text: str | None) -> None:
+    session.execute(
+        sa.update(REPOSITORIES).where(REPOSITORIES.c.full_name == repo).values(config_text=text, config_fetched=True)
+    )
+
+
+def mark_config_stale(session: Session, *, repo: str) -> None:
+    """The default branch moved: its budget file is read again at the next refresh (App mode)."""
+    session.execute(sa.update(REPOSITORIES).where(REPOSITORIES.c.full_name == repo).values(config_fetched=False))
 
 
 def pull_labels(row: Any) -> tuple[str, ...]:
@@ -262,7 +304,3 @@ def pull_labels(row: Any) -> tuple[str, ...]:
     except json.JSONDecodeError:
         return ()
     return tuple(str(label) for label in labels)
-
-
-def utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)

@@ -12,10 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.models import DashboardSession, IngestToken
+from app.tables import DASHBOARD_SESSIONS, TOKENS
 
-SESSIONS = DashboardSession.__table__  # type: ignore[attr-defined]
-TOKENS = IngestToken.__table__  # type: ignore[attr-defined]
 LIFETIME = timedelta(days=7)
 MAX_ID_CHARS = 100  # ours are 43; anything longer in a cookie is not one of them
 
@@ -27,10 +25,12 @@ def _hash(session_id: str) -> str:
 def start_session(session: Session, *, token_id: int) -> str:
     """Open a session for the token `token_id` and return its id (for the cookie; it cannot be shown again)."""
     now = utcnow()
-    session.execute(sa.delete(SESSIONS).where(SESSIONS.c.expires_at <= now))  # keeps the table to live sessions
+    session.execute(
+        sa.delete(DASHBOARD_SESSIONS).where(DASHBOARD_SESSIONS.c.expires_at <= now)
+    )  # keeps the table to live sessions
     session_id = secrets.token_urlsafe(32)
     session.execute(
-        sa.insert(SESSIONS).values(
+        sa.insert(DASHBOARD_SESSIONS).values(
             id_hash=_hash(session_id), token_id=token_id, created_at=now, expires_at=now + LIFETIME
         )
     )
@@ -43,10 +43,10 @@ def owner_of_session(session: Session, session_id: str) -> str | None:
         return None
     row = session.execute(
         sa.select(TOKENS.c.owner)
-        .select_from(SESSIONS.join(TOKENS, TOKENS.c.id == SESSIONS.c.token_id))
+        .select_from(DASHBOARD_SESSIONS.join(TOKENS, TOKENS.c.id == DASHBOARD_SESSIONS.c.token_id))
         .where(
-            SESSIONS.c.id_hash == _hash(session_id),
-            SESSIONS.c.expires_at > utcnow(),
+            DASHBOARD_SESSIONS.c.id_hash == _hash(session_id),
+            DASHBOARD_SESSIONS.c.expires_at > utcnow(),
             TOKENS.c.revoked_at.is_(None),
         )
     ).first()
@@ -55,14 +55,16 @@ def owner_of_session(session: Session, session_id: str) -> str | None:
 
 def end_session(session: Session, session_id: str) -> None:
     if session_id and len(session_id) <= MAX_ID_CHARS:
-        session.execute(sa.delete(SESSIONS).where(SESSIONS.c.id_hash == _hash(session_id)))
+        session.execute(sa.delete(DASHBOARD_SESSIONS).where(DASHBOARD_SESSIONS.c.id_hash == _hash(session_id)))
 
 
 def end_sessions_of_token(session: Session, *, token_id: int) -> int:
     """End every session opened with the token; returns how many had not expired yet."""
-    mine = SESSIONS.c.token_id == token_id
+    mine = DASHBOARD_SESSIONS.c.token_id == token_id
     live = session.execute(
-        sa.select(sa.func.count()).select_from(SESSIONS).where(mine, SESSIONS.c.expires_at > utcnow())
+        sa.select(sa.func.count())
+        .select_from(DASHBOARD_SESSIONS)
+        .where(mine, DASHBOARD_SESSIONS.c.expires_at > utcnow())
     ).scalar_one()
-    session.execute(sa.delete(SESSIONS).where(mine))
+    session.execute(sa.delete(DASHBOARD_SESSIONS).where(mine))
     return int(live)

@@ -17,9 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from app.models import GitHubSetupState
+from app.tables import SETUP_STATES
 
-STATES = GitHubSetupState.__table__  # type: ignore[attr-defined]
 LIFETIME = timedelta(hours=1)
 MAX_OPEN = 100
 
@@ -29,11 +28,13 @@ def _digest(state: str) -> str:
 
 
 def issue_state(session: Session, *, now: datetime) -> str:
-    session.execute(sa.delete(STATES).where(STATES.c.expires_at <= now))
-    newest = sa.select(STATES.c.state_hash).order_by(STATES.c.created_at.desc()).limit(MAX_OPEN - 1)
-    session.execute(sa.delete(STATES).where(STATES.c.state_hash.not_in(newest.scalar_subquery())))
+    session.execute(sa.delete(SETUP_STATES).where(SETUP_STATES.c.expires_at <= now))
+    newest = sa.select(SETUP_STATES.c.state_hash).order_by(SETUP_STATES.c.created_at.desc()).limit(MAX_OPEN - 1)
+    session.execute(sa.delete(SETUP_STATES).where(SETUP_STATES.c.state_hash.not_in(newest.scalar_subquery())))
     state = secrets.token_urlsafe(24)
-    session.execute(sa.insert(STATES).values(state_hash=_digest(state), created_at=now, expires_at=now + LIFETIME))
+    session.execute(
+        sa.insert(SETUP_STATES).values(state_hash=_digest(state), created_at=now, expires_at=now + LIFETIME)
+    )
     return state
 
 
@@ -41,6 +42,6 @@ def consume_state(session: Session, state: str, *, now: datetime) -> bool:
     """True once for a state this server issued and that has not expired; it cannot be used again."""
     if not state or len(state) > 200:
         return False
-    query = sa.delete(STATES).where(STATES.c.state_hash == _digest(state), STATES.c.expires_at > now)
+    query = sa.delete(SETUP_STATES).where(SETUP_STATES.c.state_hash == _digest(state), SETUP_STATES.c.expires_at > now)
     deleted = cast(CursorResult[Any], session.execute(query))
     return deleted.rowcount == 1

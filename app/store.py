@@ -28,13 +28,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import jobs
 from app.attribution import Attribution
 from app.db import utcnow, write_lock
-from app.models import Usage, UsageCall
 from app.money import to_nanousd
 from app.pricing import price_record
 from app.records import UsageRecord
+from app.tables import USAGE, USAGE_CALLS
 
-USAGE = Usage.__table__  # type: ignore[attr-defined]
-CALLS = UsageCall.__table__  # type: ignore[attr-defined]
 COLUMNS = (
     "source", "record_id", "timestamp", "provider", "model", "input_tokens", "cache_read_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd", "cost_reported", "owner", "repo",
@@ -160,12 +158,12 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 def _stored_calls(session: Session, owner: str, call_ids: Sequence[str]) -> dict[str, Any]:
     """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by)."""
-    u, c = USAGE.c, CALLS.c
+    u, c = USAGE.c, USAGE_CALLS.c
     found: dict[str, Any] = {}
     for chunk in _chunks(sorted(set(call_ids))):
         query = (
             sa.select(c.call_id, u.pk, u.source, u.record_id, u.repo, u.branch, u.commit, u.pr, u.also_seen_by)
-            .select_from(CALLS.join(USAGE, u.pk == c.usage_pk))
+            .select_from(USAGE_CALLS.join(USAGE, u.pk == c.usage_pk))
             .where(c.owner == owner, c.call_id.in_(chunk))
         )
         found.update((row.call_id, row) for row in session.execute(query))
@@ -254,7 +252,7 @@ def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], in
         pk = pks[(record.source, record.id)]
         winner = next((owners[c].pk for c in record.call_ids if c in owners and owners[c].pk != pk), None)
         if winner is not None and (record.source, record.id) not in before:
-            session.execute(sa.delete(CALLS).where(CALLS.c.usage_pk == pk))
+            session.execute(sa.delete(USAGE_CALLS).where(USAGE_CALLS.c.usage_pk == pk))
             session.execute(sa.delete(USAGE).where(USAGE.c.pk == pk))
             lost += 1
     return lost

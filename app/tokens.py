@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from app.db import as_utc, utcnow
 from app.github_login import LOGIN_RULE, is_github_login
-from app.models import IngestToken
 from app.sessions import end_sessions_of_token
+from app.tables import TOKENS
 
 PREFIX = "tt_"
-TOKENS = IngestToken.__table__  # type: ignore[attr-defined]
 # "Last used" is kept to this precision: a write per request would cost the ingest path, one per interval does not.
 LAST_USED_PRECISION = timedelta(minutes=5)
 
@@ -90,13 +89,9 @@ def create_token(session: Session, *, owner: str, name: str = "", share_upstream
     """Store a new token for `owner` and return it; it cannot be shown again."""
     owner = checked_owner(owner)
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        IngestToken(
-            owner=owner,
-            name=name,
-            token_hash=hash_token(token),
-            created_at=utcnow(),
-            share_upstream=share_upstream,
+    session.execute(
+        sa.insert(TOKENS).values(
+            owner=owner, name=name, token_hash=hash_token(token), created_at=utcnow(), share_upstream=share_upstream
         )
     )
     return token

@@ -11,22 +11,17 @@ import hmac
 import tempfile
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs, metrics
-from app.db import utcnow, write_lock
+from app.db import utcnow
 from app.deps import ERROR_SCHEMA, SessionFactoryDep, SettingsDep
 from app.events import Ignored, loads, parse_event
 from app.ingest import decode_content, refuse_declared_size
-from app.models import Delivery
 
 router = APIRouter(tags=["github"])
-DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 # GitHub caps webhook payloads at 25 MB.
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024
 # A delivery's body waits for its signature in memory up to this size, and on disk past it.
@@ -58,37 +53,6 @@ async def read_signed_body(request: Request, *, secret: str) -> bytes:
         spool.seek(0)
         body = spool.read()
     return decode_content(request, body, limit=MAX_WEBHOOK_BYTES)
-
-
-def record_delivery(
-    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
-) -> bool:
-    """Store the delivery and its job in one transaction; False when it was already stored (a redelivery)."""
-    try:
-        with write_lock(factory):
-            return _insert_delivery(factory, delivery_id=delivery_id, event=event, action=action, body=body)
-    except IntegrityError:  # the same delivery arriving twice at once: the other request stored it
-        return False
-
-
-def _insert_delivery(
-    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
-) -> bool:
-    with factory() as session, session.begin():
-        exists = session.execute(sa.select(DELIVERIES.c.id).where(DELIVERIES.c.delivery_id == delivery_id)).first()
-        if exists is not None:
-            return False
-        session.execute(
-            sa.insert(DELIVERIES).values(
-                delivery_id=delivery_id,
-                event=event,
-                action=action,
-                payload=body.decode("utf-8", errors="replace"),
-                received_at=utcnow(),
-            )
-        )
-        jobs.enqueue(session, kind="webhook", key=delivery_id)
-    return True
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +106,7 @@ async def receive_webhook(request: Request, factory: SessionFactoryDep, settings
         raise HTTPException(status_code=400, detail="X-GitHub-Event and X-GitHub-Delivery headers are required")
     try:
         payload = loads(body)
-        parse_event(event, payload)
+        parse_event(event, payload, now=utcnow())
     except Ignored as ignored:
         metrics.WEBHOOKS.inc(event, "ignored")
         return JSONResponse({"status": "ignored", "reason": ignored.reason}, status_code=200)
@@ -155,7 +119,7 @@ async def receive_webhook(request: Request, factory: SessionFactoryDep, settings
     if not isinstance(action, str) or len(action) > 64 or "\x00" in action:
         action = None
     stored = await run_in_threadpool(
-        record_delivery, factory, delivery_id=delivery_id, event=event, action=action, body=body
+        jobs.record_delivery, factory, delivery_id=delivery_id, event=event, action=action, body=body
     )
     metrics.WEBHOOKS.inc(event, "queued" if stored else "redelivery")
     if not stored:

@@ -2,9 +2,9 @@
 `tokentrail worker` (several of them on PostgreSQL: claims use FOR UPDATE SKIP LOCKED).
 
 Job kinds:
-- `webhook` (key: delivery id): apply the event to the stored GitHub state, re-match, queue refreshes;
+- `webhook` (key: delivery id): store what the event says of GitHub (app.apply_event), queue refreshes;
 - `match` (key: repository): match usage that arrived since the last run;
-- `refresh` (key: "owner/name#number"): recompute one PR's report, then comment and check run.
+- `refresh` (key: "owner/name#number"): the whole life of a PR refresh, top to bottom in `handle_refresh`.
 """
 
 from __future__ import annotations
@@ -20,27 +20,22 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs, metrics, people, repo_state
-from app.events import (
-    CheckRerequest,
-    Ignored,
-    InstallationEvent,
-    PullRequestEvent,
-    PullRequestSnapshot,
-    PushEvent,
-    ReviewEvent,
-    parse_event,
-)
+from app import jobs, metrics, repo_state
+from app.apply_event import apply_event
+from app.db import utcnow
+from app.events import Ignored, parse_event
+from app.facts import gather_facts
 from app.github import GitHubError
 from app.heartbeat import Heartbeat
-from app.models import Delivery
-from app.publish import Publisher, RetryLater
+from app.plan import plan_publish
+from app.publish import Publisher, apply, posted, rendered_values
 from app.rematch import PullKey, match_pending, rematch_pulls
-from app.repo_state import PULLS
+from app.render import render
+from app.report import build_report
 from app.settings import Settings
+from app.sync import sync_pull
 
 log = logging.getLogger("tokentrail.worker")
-DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -97,18 +92,14 @@ class Worker:
                 handler(session, job.key)
                 jobs.finish(session, job)
             metrics.JOBS_RUN.inc(job.kind, "done")
-        except RetryLater as later:
-            log.warning("job %s %s will be retried: %s", job.kind, job.key, later)
-            metrics.JOBS_RUN.inc(job.kind, "retry")
-            with self.factory() as session, session.begin():
-                jobs.retry(session, job, error=str(later), retry_after=later.retry_after)
         except Exception as error:  # the job boundary: record what went wrong; retry only what may pass later
             message = f"{type(error).__name__}: {error}"
             with self.factory() as session, session.begin():
                 if is_transient(error):
-                    log.exception("job %s %s failed, will be retried", job.kind, job.key)
-                    metrics.JOBS_RUN.inc(job.kind, "error")
-                    jobs.retry(session, job, error=message)
+                    log.warning("job %s %s failed, will be retried: %s", job.kind, job.key, message)
+                    metrics.JOBS_RUN.inc(job.kind, "retry")
+                    # GitHub may say when to come back (rate limits: Retry-After).
+                    jobs.retry(session, job, error=message, retry_after=getattr(error, "retry_after", None))
                 else:
                     log.exception("job %s %s failed for good (dead letter)", job.kind, job.key)
                     metrics.JOBS_RUN.inc(job.kind, "dead")
@@ -156,115 +147,35 @@ class Worker:
             jobs.enqueue(session, kind="match", key=repo)
 
     def handle_refresh(self, session: Session, key: str) -> None:
+        """One PR refresh, top to bottom: sync (App mode) -> re-match (once, when facts changed) -> gather facts ->
+        build the report -> render -> plan -> apply (App mode) -> store what was rendered and posted."""
         repo, number = parse_pull_key(key)
-        self.publisher.refresh(session, repo=repo, number=number, grace=self.grace)
+        pull = repo_state.get_pull(session, repo=repo, number=number, lock=True)
+        if pull is None:
+            return
+        port = self.publisher.port(installation_id=repo_state.installation_of(session, repo), repo=repo, number=number)
+        synced = sync_pull(session, port, pull=pull) if port is not None else False
+        if synced or pull.rematch_pending:
+            self.queue_refresh(
+                session, rematch_pulls(session, keys={(repo, number)}, grace=self.grace) - {(repo, number)}
+            )
+        facts = gather_facts(session, repo=repo, number=number, public_url=str(self.settings.public_url))
+        report = build_report(facts)
+        rendered = render(report)
+        plan = plan_publish(report, rendered, posted(pull))
+        values = {} if plan.stale else rendered_values(report, rendered)  # stale: a newer state is already out
+        if port is not None and not plan.stale:
+            values |= apply(plan, port, body=rendered.body, generated_at=report.generated_at)
+        repo_state.save_published(session, pull_id=pull.id, values=values)
 
     def handle_webhook(self, session: Session, delivery_id: str) -> None:
-        row = session.execute(sa.select(DELIVERIES).where(DELIVERIES.c.delivery_id == delivery_id)).first()
-        if row is None:
+        stored = jobs.load_delivery(session, delivery_id)
+        if stored is None:
             return
         try:
-            event = parse_event(row.event, json.loads(row.payload))
+            event = parse_event(stored[0], json.loads(stored[1]), now=utcnow())
         except (Ignored, json.JSONDecodeError):
             return
-        if isinstance(event, InstallationEvent):
-            repo_state.apply_installation(session, event)
-        elif isinstance(event, PullRequestEvent):
-            self._on_pull_request(session, event)
-        elif isinstance(event, ReviewEvent):
-            self._on_review(session, event)
-        elif isinstance(event, PushEvent):
-            self._on_push(session, event)
-        else:
-            self._on_check_rerequest(session, event)
-
-    def _record_pull(self, session: Session, pull: PullRequestSnapshot, *, moved: list[tuple[str, str]]) -> None:
-        """Store a PR snapshot (unless GitHub's stored facts are newer), keep its head among its commits, and
-        re-match what that can move; its comment is refreshed either way."""
-        repo_state.upsert_pull(session, pull)
-        repo_state.add_commits(session, repo=pull.repo, number=pull.number, shas=[pull.head_sha])
-        key = (pull.repo, pull.number)
-        touched = rematch_pulls(session, keys={key}, grace=self.grace, moved_default_branches=moved)
-        self.queue_refresh(session, touched | {key})
-
-    def _on_pull_request(self, session: Session, event: PullRequestEvent) -> None:
-        pull = event.pull
-        moved = repo_state.upsert_repository(
-            session,
-            repo=pull.repo,
-            installation_id=event.installation_id,
-            default_branch=event.default_branch,
-            repository_id=event.repository_id,
-            owner_id=event.owner_id,
-        )
-        if event.action in {"opened", "reopened", "synchronize", "ready_for_review", "closed"}:
-            # Each head the PR had, at the time GitHub says it became the head: the bounds of "cost between pushes".
-            at = pull.created_at if event.action in {"opened", "reopened"} else pull.updated_at or pull.created_at
-            repo_state.add_push(session, repo=pull.repo, number=pull.number, sha=pull.head_sha, at=at)
-        self._record_pull(session, pull, moved=moved)
-
-    def _on_review(self, session: Session, event: ReviewEvent) -> None:
-        pull = event.pull
-        moved = repo_state.upsert_repository(
-            session,
-            repo=pull.repo,
-            installation_id=event.installation_id,
-            default_branch=event.default_branch,
-            repository_id=event.repository_id,
-            owner_id=event.owner_id,
-        )
-        repo_state.upsert_review(
-            session,
-            repo=pull.repo,
-            number=pull.number,
-            review_id=event.review_id,
-            reviewer=event.reviewer,
-            state=event.state,
-            submitted_at=event.submitted_at,
-        )
-        self._record_pull(session, pull, moved=moved)
-
-    def _on_push(self, session: Session, event: PushEvent) -> None:
-        moved = repo_state.upsert_repository(
-            session,
-            repo=event.repo,
-            installation_id=event.installation_id,
-            default_branch=event.default_branch,
-            repository_id=event.repository_id,
-            owner_id=event.owner_id,
-        )
-        people.record_people(session, owner=event.repo.split("/")[0], authors=event.authors)
-        if moved:
-            self.queue_refresh(
-                session, rematch_pulls(session, keys=set(), grace=self.grace, moved_default_branches=moved)
-            )
-        if event.branch == event.default_branch:
-            # The budget is read from the default branch: a push there may change it for every open PR.
-            session.execute(
-                sa.update(repo_state.REPOSITORIES)
-                .where(repo_state.REPOSITORIES.c.full_name == event.repo)
-                .values(config_fetched=False, default_branch_sha=event.after)
-            )
-            open_pulls = session.execute(
-                sa.select(PULLS.c.repo, PULLS.c.number).where(PULLS.c.repo == event.repo, PULLS.c.state == "open")
-            ).all()
-            self.queue_refresh(session, {(r, n) for r, n in open_pulls})
-            return
-        if event.deleted:
-            return
-        pulls = set(repo_state.open_pulls_of_branch(session, head_repo=event.repo, head_ref=event.branch))
-        for repo, number in pulls:
-            repo_state.add_commits(session, repo=repo, number=number, shas=[*event.commits, event.after])
-            if event.after:
-                repo_state.add_push(session, repo=repo, number=number, sha=event.after, at=event.pushed_at)
-        if pulls:
-            self.queue_refresh(session, rematch_pulls(session, keys=pulls, grace=self.grace) | pulls)
-
-    def _on_check_rerequest(self, session: Session, event: CheckRerequest) -> None:
-        numbers = set(event.numbers)
-        if not numbers and event.head_sha:
-            rows = session.execute(
-                sa.select(PULLS.c.number).where(PULLS.c.repo == event.repo, PULLS.c.head_sha == event.head_sha)
-            )
-            numbers = {number for (number,) in rows}
-        self.queue_refresh(session, {(event.repo, n) for n in numbers}, delay=0)
+        refreshes = apply_event(session, event, grace=self.grace)
+        self.queue_refresh(session, refreshes.later)
+        self.queue_refresh(session, refreshes.now, delay=0)

@@ -226,7 +226,7 @@ def small_tables(history: History, fmt: Format) -> dict[str, tuple[tuple[str, ..
     now = fmt(DAYS * 86_400)
     installations = [(i + 1, owner, "Organization", False, False, now) for i, owner in enumerate(OWNERS)]
     repositories = [
-        (repo, OWNERS.index(repo.split("/")[0]) + 1, "main", None, history.configs[repo], None, True, False, now)
+        (repo, OWNERS.index(repo.split("/")[0]) + 1, "main", history.configs[repo], True, False, now)
         for repo in history.repos
     ]
     pulls: list[tuple[Any, ...]] = []
@@ -272,9 +272,7 @@ def small_tables(history: History, fmt: Format) -> dict[str, tuple[tuple[str, ..
                 "full_name",
                 "installation_id",
                 "default_branch",
-                "default_branch_sha",
                 "config_text",
-                "config_sha",
                 "config_fetched",
                 "removed",
                 "updated_at",

@@ -38,13 +38,12 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.db import migrate, utcnow
-from app.models import Job
+from app.tables import JOBS
 from bench.common import ms, percentile, postgres_database, server
 from bench.history import DAYS, END, History, load, plan
 from tests.github_payloads import make_pull_request_event, webhook_headers
 
 SECRET = "bench-webhook-secret"
-JOBS = Job.__table__  # type: ignore[attr-defined]
 
 
 def queue_work(database_url: str, history: History, jobs: int) -> int:

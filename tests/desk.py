@@ -20,12 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.main import create_app
-from app.models import Usage
 from app.settings import Settings
+from app.tables import USAGE
 from app.tokens import create_token
 from tests.github_payloads import webhook_headers
-
-USAGE = Usage.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

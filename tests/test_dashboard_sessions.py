@@ -18,14 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.dashboard import COOKIE
 from app.db import utcnow
-from app.models import DashboardSession, IngestToken
+from app.tables import DASHBOARD_SESSIONS, TOKENS
 from app.tokens import hash_token
 from tests.conftest import LiveServer, make_token, start_server
 from tests.test_cli import run_cli
 
 PUBLIC_URL = "https://tokentrail.example.com"
-SESSIONS = DashboardSession.__table__  # type: ignore[attr-defined]
-TOKENS = IngestToken.__table__  # type: ignore[attr-defined]
+SESSIONS = DASHBOARD_SESSIONS
 EVIL = "https://evil.example"
 
 

@@ -61,6 +61,8 @@ EXPECTED: dict[str, type[Event] | str] = {
 }
 EVENT_TYPES = (InstallationEvent, PullRequestEvent, ReviewEvent, PushEvent, CheckRerequest)
 
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # what the worker would pass as the time of handling
+
 
 def event_of(name: str) -> str:
     return name.split(".", 1)[0]
@@ -75,7 +77,7 @@ def load(name: str) -> dict[str, Any]:
 def parse(name: str, **changes: Any) -> Event:
     payload = load(name)
     payload.update(changes)
-    return parse_event(event_of(name), payload)
+    return parse_event(event_of(name), payload, now=NOW)
 
 
 def test_the_table_covers_every_fixture() -> None:
@@ -87,10 +89,10 @@ def test_every_fixture_parses_as_expected(name: str) -> None:
     expected = EXPECTED[name]
     if isinstance(expected, str):
         with pytest.raises(Ignored) as ignored:
-            parse_event(event_of(name), load(name))
+            parse_event(event_of(name), load(name), now=NOW)
         assert expected in ignored.value.reason
     else:
-        assert type(parse_event(event_of(name), load(name))) is expected
+        assert type(parse_event(event_of(name), load(name), now=NOW)) is expected
 
 
 def test_pull_request_opened_snapshot() -> None:
@@ -168,7 +170,7 @@ def test_review_states(name: str, state: str) -> None:
 def test_review_state_is_lower_cased() -> None:
     payload = load("pull_request_review.submitted.approved.json")
     payload["review"]["state"] = "CHANGES_REQUESTED"  # the REST API's spelling
-    event = parse_event("pull_request_review", payload)
+    event = parse_event("pull_request_review", payload, now=NOW)
     assert isinstance(event, ReviewEvent)
     assert event.state == "changes_requested"
 
@@ -176,7 +178,7 @@ def test_review_state_is_lower_cased() -> None:
 def test_dismissed_wins_over_the_review_state() -> None:
     payload = load("pull_request_review.dismissed.payload.json")
     payload["review"]["state"] = "approved"
-    event = parse_event("pull_request_review", payload)
+    event = parse_event("pull_request_review", payload, now=NOW)
     assert isinstance(event, ReviewEvent)
     assert (event.action, event.state) == ("dismissed", "dismissed")
 
@@ -251,7 +253,7 @@ def test_check_run_rerequested_on_our_check() -> None:
     payload = load("check_run.rerequested.payload.json")
     payload["check_run"]["name"] = "AI spend"
     payload["check_run"]["pull_requests"] = [{"number": 7}, {"number": "8"}, "junk"]
-    event = parse_event("check_run", payload)
+    event = parse_event("check_run", payload, now=NOW)
     assert isinstance(event, CheckRerequest)
     assert event.numbers == (7,)
     assert event.head_sha == payload["check_run"]["head_sha"]
@@ -299,12 +301,12 @@ def test_ping_is_ignored(name: str) -> None:
 @pytest.mark.parametrize("payload", [None, [], "text", 3, True])
 def test_a_payload_that_is_not_an_object_is_ignored(payload: Any) -> None:
     with pytest.raises(Ignored, match="not a JSON object"):
-        parse_event("pull_request", payload)
+        parse_event("pull_request", payload, now=NOW)
 
 
 def test_unknown_event_is_ignored() -> None:
     with pytest.raises(Ignored, match="'issues' is not used"):
-        parse_event("issues", load("pull_request.opened.payload.json"))
+        parse_event("issues", load("pull_request.opened.payload.json"), now=NOW)
 
 
 # -- payload drift ---------------------------------------------------------------------------------------------
@@ -342,7 +344,7 @@ def mutations(root: Any) -> Iterator[str]:
 
 def assert_event_or_ignored(event: str, payload: Any, label: str) -> None:
     try:
-        result = parse_event(event, payload)
+        result = parse_event(event, payload, now=NOW)
     except Ignored as ignored:
         assert isinstance(ignored.reason, str)
         assert ignored.reason

@@ -18,10 +18,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import JOBS
 from app.main import create_app
 from app.settings import Settings
-from app.store import USAGE
+from app.tables import JOBS, USAGE
 from tests.conftest import make_token
 from tests.github_payloads import make_pull_request_event, webhook_headers
 from tests.support import sign_in

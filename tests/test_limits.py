@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app import jobs, metrics
 from app.db import utcnow
-from app.jobs import JOBS
+from app.tables import JOBS
 from app.worker import is_transient
 from tests.desk import Desk, record
 

@@ -26,7 +26,7 @@ from app.pricing import canonical_model, compute_cost
 from app.records import UsageRecord
 from app.report import ModelSpend, merge_models
 from app.settings import Settings
-from app.store import USAGE
+from app.tables import USAGE
 from tests.conftest import make_token
 from tests.github_payloads import make_pull_request_event, webhook_headers
 from tests.support import sign_in

@@ -21,7 +21,8 @@ from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.budget import parse_repo_config
-from app.events import CommitAuthor, PullCommit, PushEvent, parse_event, parse_pull_commits
+from app.events import PushEvent, parse_event
+from app.github_objects import CommitAuthor, PullCommit, parse_pull_commits
 from app.main import create_app
 from app.people import logins_of, record_people
 from app.settings import Settings
@@ -38,6 +39,8 @@ PERIOD = {"since": "2026-10-05", "until": "2026-10-05"}
 CONFIG = (
     "budget:\n  max_cost_per_pr: 100\npeople:\n  al: alice          # alice's laptop user\n  Ed@Home.example: '@ed'\n"
 )
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # what the worker would pass as the time of handling
 
 
 # --- the config -------------------------------------------------------------------------------------------------
@@ -66,7 +69,7 @@ def test_bad_people_entries_are_errors_that_name_the_key_and_the_rest_applies() 
 
 
 def test_a_push_names_its_commit_authors() -> None:
-    event = parse_event("push", _upstream("push.forced.json"))
+    event = parse_event("push", _upstream("push.forced.json"), now=NOW)
     assert isinstance(event, PushEvent)
     author = CommitAuthor(email="21031067+codertocat@users.noreply.github.com", name="Codertocat", login="Codertocat")
     assert event.authors == (author, author)

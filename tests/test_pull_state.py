@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.repo_state import COMMITS, PULLS
+from app.tables import PULL_COMMITS, PULLS
 from tests.desk import Desk, record
 from tests.github_payloads import make_pull_request_event
 
@@ -32,7 +32,7 @@ def pull(desk: Desk, number: int = 12, repo: str = "acme/widgets") -> Any:
 
 def commits(desk: Desk, number: int = 12, repo: str = "acme/widgets") -> set[str]:
     with desk.factory() as session:
-        query = sa.select(COMMITS.c.sha).where(COMMITS.c.repo == repo, COMMITS.c.number == number)
+        query = sa.select(PULL_COMMITS.c.sha).where(PULL_COMMITS.c.repo == repo, PULL_COMMITS.c.number == number)
         return set(session.execute(query).scalars())
 
 

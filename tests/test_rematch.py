@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.matching import Match, match_records
-from app.rematch import _RECORD_COLUMNS, USAGE, _facts, pull_facts
-from app.repo_state import PULLS, default_branches
+from app.rematch import _RECORD_COLUMNS, _facts, pull_facts
+from app.repo_state import default_branches
+from app.tables import PULLS, USAGE
 from tests.desk import Desk, record
 from tests.github_payloads import make_pull_request_event
 

@@ -28,7 +28,7 @@ from app.render import (
     render_comment,
 )
 from app.report import PullRequestReport
-from tests.test_report import (
+from tests.support import (
     T0,
     make_actor,
     make_model,

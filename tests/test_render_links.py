@@ -14,8 +14,8 @@ import pytest
 from cmarkgfm.cmark import Options
 
 from app.render import escape_md, render_check_run, render_comment
+from tests.support import make_actor, make_model, make_pr, make_report, make_review
 from tests.test_render import assert_golden
-from tests.test_report import make_actor, make_model, make_pr, make_report, make_review
 
 ZWJ = "\u200d"
 LINKY = {

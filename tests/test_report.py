@@ -2,153 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from app.budget import ConfigResult, Limits, parse_repo_config
+from app.budget import Limits, parse_repo_config
 from app.report import (
-    ActorSpend,
-    ModelSpend,
-    PullRequestInfo,
-    PullRequestReport,
-    Push,
     PushInterval,
-    ReportFacts,
-    ReviewInfo,
-    SpendPoint,
     SpendTotals,
     bucket_by_push,
-    build_report,
     per_line_str,
     summarize_reviews,
 )
-
-T0 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
-
-_PR = PullRequestInfo(
-    repo="acme/widgets",
-    number=482,
-    title="Add a cache layer",
-    author="alice",
-    state="open",
-    draft=False,
-    head_ref="feat/cache-layer",
-    head_sha="3f2c9a1d0e5b6c7a8f9e0d1c2b3a4f5e6d7c8b9a",
-    base_ref="main",
-    additions=420,
-    deletions=96,
-    changed_files=12,
-    labels=(),
-    created_at=T0,
-    closed_at=None,
-    merged_at=None,
-    html_url="https://github.com/acme/widgets/pull/482",
+from tests.support import (
+    at,
+    make_actor,
+    make_model,
+    make_point,
+    make_pr,
+    make_push,
+    make_report,
+    make_review,
+    make_totals,
 )
-_TOTALS = SpendTotals(
-    records=1234,
-    unpriced_records=0,
-    cost_usd=Decimal("12.48"),
-    input_tokens=1_100_000,
-    cache_read_tokens=5_600_000,
-    cache_write_tokens=200_000,
-    output_tokens=400_000,
-    reasoning_tokens=50_000,
-    sessions=3,
-    agents=2,
-)
-_MODEL = ModelSpend(
-    model="claude-sonnet-4-5",
-    provider="anthropic",
-    records=1102,
-    unpriced_records=0,
-    cost_usd=Decimal("10.92"),
-    input_tokens=1_000_000,
-    cache_read_tokens=5_400_000,
-    cache_write_tokens=150_000,
-    output_tokens=300_000,
-)
-
-
-def make_pr(**changes: Any) -> PullRequestInfo:
-    return replace(_PR, **changes)
-
-
-def make_totals(**changes: Any) -> SpendTotals:
-    return replace(_TOTALS, **changes)
-
-
-def make_model(**changes: Any) -> ModelSpend:
-    return replace(_MODEL, **changes)
-
-
-def make_actor(**changes: Any) -> ActorSpend:
-    return replace(ActorSpend(actor="alice", agent="claude-code", records=1000, cost_usd=Decimal("10.00")), **changes)
-
-
-def make_push(**changes: Any) -> Push:
-    return replace(Push(sha="3f2c9a1d0e5b6c7a8f9e0d1c2b3a4f5e6d7c8b9a", pushed_at=T0 + timedelta(hours=3)), **changes)
-
-
-def make_point(**changes: Any) -> SpendPoint:
-    return replace(SpendPoint(timestamp=T0 + timedelta(hours=1), cost_usd=Decimal("1.00"), records=10), **changes)
-
-
-def make_review(**changes: Any) -> ReviewInfo:
-    return replace(ReviewInfo(reviewer="bob", state="approved", submitted_at=T0 + timedelta(hours=5)), **changes)
-
-
-def make_facts(**changes: Any) -> ReportFacts:
-    facts = ReportFacts(
-        pr=make_pr(),
-        totals=make_totals(),
-        by_model=(
-            make_model(),
-            make_model(
-                model="gpt-5",
-                provider="openai",
-                records=132,
-                cost_usd=Decimal("1.56"),
-                input_tokens=100_000,
-                cache_read_tokens=200_000,
-                cache_write_tokens=50_000,
-                output_tokens=100_000,
-            ),
-        ),
-        by_actor=(
-            make_actor(),
-            make_actor(actor="bob", agent="codex", records=234, cost_usd=Decimal("2.48")),
-        ),
-        pushes=(
-            make_push(sha="a" * 40, pushed_at=T0 + timedelta(hours=2)),
-            make_push(sha="b" * 40, pushed_at=T0 + timedelta(hours=4)),
-        ),
-        spend_points=(
-            make_point(timestamp=T0, cost_usd=Decimal("4.00"), records=400),
-            make_point(timestamp=T0 + timedelta(hours=3), cost_usd=Decimal("8.48"), records=834),
-        ),
-        reviews=(),
-        repo_median_cost_per_line=Decimal("0.018"),
-        config=ConfigResult(),
-        limits=Limits(),
-        generated_at=T0 + timedelta(hours=5, minutes=2),
-        public_url="https://tokentrail.example.com/",
-    )
-    return replace(facts, **changes)
-
-
-def make_report(**changes: Any) -> PullRequestReport:
-    return build_report(make_facts(**changes))
-
-
-# --- review summary ------------------------------------------------------------------------------------------
-
-
-def at(hours: float) -> datetime:
-    return T0 + timedelta(hours=hours)
 
 
 def test_no_reviews_is_pending() -> None:

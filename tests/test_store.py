@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.tables import PULLS
 from tests.desk import Desk, record
 from tests.github_payloads import make_pull_request_event
 
@@ -158,7 +159,6 @@ def test_a_record_that_grows_refreshes_its_pull_request(desk: Desk) -> None:
 
 
 def _stored_comment(desk: Desk) -> str:
-    from app.repo_state import PULLS
 
     with desk.factory() as session:
         body = session.execute(PULLS.select().where(PULLS.c.number == 12)).one().comment_body

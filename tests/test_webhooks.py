@@ -17,13 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.main import create_app
-from app.models import Delivery, Job
 from app.settings import Settings
+from app.tables import DELIVERIES, JOBS
 
 GITHUB = Path(__file__).resolve().parent / "fixtures" / "github"
 SECRET = "test-secret"
-DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
-JOBS = Job.__table__  # type: ignore[attr-defined]
 OPENED = (GITHUB / "pull_request.opened.payload.json").read_bytes()
 
 

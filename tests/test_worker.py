@@ -28,14 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.attribution import Attribution
 from app.db import utcnow
-from app.jobs import JOBS
+from app.jobs import record_delivery
 from app.main import build_worker
 from app.records import UsageRecord
 from app.render import MARKER
-from app.repo_state import PULLS
 from app.settings import Settings
-from app.store import USAGE, store_usage
-from app.webhooks import record_delivery
+from app.store import store_usage
+from app.tables import JOBS, PULLS, USAGE
 from app.worker import Worker
 from tests.fake_github import FakeGitHub
 

@@ -26,8 +26,7 @@ import sqlalchemy as sa
 
 from app.budget import format_usd
 from app.db import create_db_engine
-from app.jobs import JOBS
-from app.models import Usage
+from app.tables import JOBS, USAGE
 from tests.conftest import ROOT
 from tests.fake_github import FakeGitHub
 from tests.github_payloads import make_installation_event, make_pull_request_event, make_review_event, webhook_headers
@@ -36,7 +35,6 @@ APP_ID = 4242
 INSTALLATION = 77
 REPO = "acme/widgets"
 OPENED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-USAGE = Usage.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

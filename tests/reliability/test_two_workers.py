@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
 from app.db import session_scope, utcnow
-from app.jobs import JOBS
+from app.tables import JOBS
 from tests.conftest import start_server
 from tests.reliability.support import (
     OPENED,

@@ -1,0 +1,35 @@
+"""Typed handles of every table: how the shell's SQL names a table (SQLAlchemy Core, not the ORM).
+
+SQLModel puts each model's `sa.Table` on the class as `__table__`, which type checkers do not see; this module
+reads it once, so no other module needs `# type: ignore` or one-letter aliases to write a query.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from app import models
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    return cast(sa.Table, getattr(model, "__table__"))  # noqa: B009 - the attribute is set by SQLModel's metaclass
+
+
+USAGE = _table(models.Usage)
+USAGE_CALLS = _table(models.UsageCall)
+TOKENS = _table(models.IngestToken)
+DASHBOARD_SESSIONS = _table(models.DashboardSession)
+INSTALLATIONS = _table(models.Installation)
+REPOSITORIES = _table(models.Repository)
+PULLS = _table(models.PullRequest)
+PULL_COMMITS = _table(models.PullRequestCommit)
+PUSHES = _table(models.Push)
+REVIEWS = _table(models.Review)
+PEOPLE = _table(models.Person)
+DELIVERIES = _table(models.Delivery)
+JOBS = _table(models.Job)
+APP_CREDENTIALS = _table(models.GitHubAppCredentials)
+SETUP_STATES = _table(models.GitHubSetupState)
