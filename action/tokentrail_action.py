@@ -443,7 +443,7 @@ def report(config: Config, pr: PullRequest, client: Tokentrail) -> int:
             " push. Set wait-seconds to wait for it.",
             title="AI spend",
         )
-    comment = client.get(pr.api_path + "/comment.md", accept="text/markdown")
+    comment = client.get(pr.api_path + "/comment.live.md", accept="text/markdown")  # the figures of the verdict
     append(config.step_summary, summary_markdown(pr, verdict, config, comment))
     write_outputs(
         config,

@@ -23,9 +23,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.books import as_date, pull_scope, spend_columns, spend_of, usage_day, usage_scope, usd, window
 from app.budget import parse_repo_config
 from app.db import as_utc
-from app.money import from_nanousd
 from app.outcome_report import (
     OUTCOMES,
     Analytics,
@@ -43,6 +43,7 @@ from app.outcome_report import (
     monday,
 )
 from app.people import learned_logins, login_of
+from app.periods import check_period, parse_bound
 from app.pricing import canonical_model
 from app.repo_state import default_branches
 from app.tables import PULLS, REPOSITORIES, USAGE
@@ -52,69 +53,10 @@ MAX_DAILY_BUCKETS = 92  # past ~3 months the chart shows weeks
 TOP_PULLS = 20
 
 
-def _usd(nanousd: Any) -> Decimal:
-    return from_nanousd(int(nanousd or 0)) or Decimal(0)
-
-
-def _spend_columns() -> list[Any]:
-    return [
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
-        sa.func.count().label("records"),
-        sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-    ]
-
-
-def _spend(row: Any) -> Spend:
-    return Spend(_usd(row.cost), int(row.records), int(row.unpriced))
-
-
-def _owner_pull_repos(owner: str) -> Any:
-    return sa.select(PULLS.c.repo).where(PULLS.c.repo.startswith(owner + "/", autoescape=True)).distinct()
-
-
-def _usage_scope(scope: Scope) -> Any:
-    """A scope's books: the usage its pull requests count, plus its own usage that counts on none of them
-    (unmatched, or matched to another owner's PR without consent: DESIGN §5). Records set aside count nowhere."""
-    private = USAGE.c.pr_private.is_(True)
-    own = sa.or_(USAGE.c.pr_number.is_(None), private)
-    if scope.repo is not None:
-        books = sa.or_(sa.and_(USAGE.c.pr_repo == scope.repo, ~private), sa.and_(USAGE.c.repo == scope.repo, own))
-    else:
-        books = sa.or_(
-            sa.and_(USAGE.c.pr_repo.in_(_owner_pull_repos(scope.owner)), ~private),
-            sa.and_(USAGE.c.owner == scope.owner, own),
-        )
-    return sa.and_(books, USAGE.c.match_error.is_(None))
-
-
-def _pull_scope(scope: Scope) -> Any:
-    return (
-        PULLS.c.repo == scope.repo
-        if scope.repo is not None
-        else PULLS.c.repo.startswith(scope.owner + "/", autoescape=True)
-    )
-
-
-def _window(period: Period) -> Any:
-    return sa.and_(USAGE.c.timestamp >= period.since, USAGE.c.timestamp < period.until)
-
-
-def _day(session: Session) -> Any:
-    """The UTC calendar day of a record: SQLite stores UTC text, PostgreSQL needs the zone named (no bound
-    parameters: PostgreSQL would not see the SELECT and GROUP BY expressions as the same one)."""
-    if session.get_bind().dialect.name == "sqlite":
-        return sa.func.date(USAGE.c.timestamp)
-    return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), USAGE.c.timestamp), sa.Date)
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
 def latest_usage(session: Session, scope: Scope, *, before: datetime) -> datetime | None:
     """The scope's latest usage before `before`: a row dated in the far future (stored before ingest checked
     timestamps) must not drag the default period there."""
-    latest = sa.select(sa.func.max(USAGE.c.timestamp)).where(_usage_scope(scope), USAGE.c.timestamp < before)
+    latest = sa.select(sa.func.max(USAGE.c.timestamp)).where(usage_scope(scope), USAGE.c.timestamp < before)
     value = session.execute(latest).scalar_one()
     return None if value is None else as_utc(value)
 
@@ -134,10 +76,10 @@ def default_period(
 
 
 def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
-    day = _day(session)
+    day = usage_day(session)
     rows = session.execute(
-        sa.select(day.label("day"), USAGE.c.model, USAGE.c.provider, *_spend_columns())
-        .where(_usage_scope(scope), _window(period))
+        sa.select(day.label("day"), USAGE.c.model, USAGE.c.provider, *spend_columns())
+        .where(usage_scope(scope), window(period))
         .group_by(day, USAGE.c.model, USAGE.c.provider)
     ).all()
     kind: Literal["day", "week"] = "day" if period.days <= MAX_DAILY_BUCKETS else "week"
@@ -150,10 +92,10 @@ def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["d
         costs[cursor] = {}
         cursor += step
     for row in rows:
-        key = _as_date(row.day) if kind == "day" else monday(_as_date(row.day))
+        key = as_date(row.day) if kind == "day" else monday(as_date(row.day))
         models = costs.setdefault(key, {})
         model = canonical_model(row.provider, row.model)
-        models[model] = models.get(model, Decimal(0)) + _usd(row.cost)
+        models[model] = models.get(model, Decimal(0)) + usd(row.cost)
     return kind, tuple(
         Bucket(key, tuple(sorted(((m, c) for m, c in models.items() if c), key=lambda mc: (-mc[1], mc[0]))))
         for key, models in sorted(costs.items())
@@ -161,23 +103,23 @@ def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["d
 
 
 def _by(session: Session, column: Any, where: Any) -> list[Any]:
-    return list(session.execute(sa.select(column.label("name"), *_spend_columns()).where(where).group_by(column)))
+    return list(session.execute(sa.select(column.label("name"), *spend_columns()).where(where).group_by(column)))
 
 
 def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
-    return tuple(sorted((NamedSpend(row.name, _spend(row)) for row in rows), key=_costliest))
+    return tuple(sorted((NamedSpend(row.name, spend_of(row)) for row in rows), key=_costliest))
 
 
 def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
     """Spend per model, the spellings of one model (dated, routed, cloud ids) summed under its canonical name."""
     rows = session.execute(
-        sa.select(USAGE.c.model, USAGE.c.provider, *_spend_columns())
+        sa.select(USAGE.c.model, USAGE.c.provider, *spend_columns())
         .where(where)
         .group_by(USAGE.c.model, USAGE.c.provider)
     )
     spends: dict[str, Spend] = defaultdict(Spend)
     for row in rows:
-        spends[canonical_model(row.provider, row.model)] += _spend(row)
+        spends[canonical_model(row.provider, row.model)] += spend_of(row)
     return tuple(sorted((NamedSpend(name, spend) for name, spend in spends.items()), key=_costliest))
 
 
@@ -185,7 +127,7 @@ def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict
     """Unmatched spend by the usage's actor, shown as the GitHub login it belongs to where that is known (the
     `people:` of the record's repository, then what GitHub told the owner), so one person is one row."""
     rows = session.execute(
-        sa.select(USAGE.c.repo, USAGE.c.actor, *_spend_columns()).where(unmatched).group_by(USAGE.c.repo, USAGE.c.actor)
+        sa.select(USAGE.c.repo, USAGE.c.actor, *spend_columns()).where(unmatched).group_by(USAGE.c.repo, USAGE.c.actor)
     ).all()
     configs = session.execute(
         sa.select(REPOSITORIES.c.full_name, REPOSITORIES.c.config_text).where(
@@ -197,7 +139,7 @@ def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict
     spends: dict[str | None, Spend] = defaultdict(Spend)
     for row in rows:
         login = login_of(row.actor, configured=people.get(row.repo, {}), learned=learned) if row.actor else None
-        spends[login or row.actor or None] += _spend(row)
+        spends[login or row.actor or None] += spend_of(row)
     return spends
 
 
@@ -214,8 +156,8 @@ def _outcome(row: Any) -> Outcome:
 def _pull_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
     """Spend in the period per PR, with the PR's facts (one row per PR that has any)."""
     spend = (
-        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *_spend_columns())
-        .where(_usage_scope(scope), _window(period), USAGE.c.pr_number.is_not(None))
+        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *spend_columns())
+        .where(usage_scope(scope), window(period), USAGE.c.pr_number.is_not(None))
         .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
         .subquery()
     )
@@ -242,14 +184,14 @@ def _lifetimes(session: Session, scope: Scope, keys: list[tuple[str, int]]) -> d
         return {}
     which = sa.and_(
         sa.or_(*(sa.and_(USAGE.c.pr_repo == repo, USAGE.c.pr_number == number) for repo, number in keys)),
-        _usage_scope(scope),
+        usage_scope(scope),
     )
     rows = session.execute(
-        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *_spend_columns())
+        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *spend_columns())
         .where(which)
         .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
     )
-    return {(row.pr_repo, row.pr_number): _spend(row) for row in rows}
+    return {(row.pr_repo, row.pr_number): spend_of(row) for row in rows}
 
 
 def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
@@ -259,7 +201,7 @@ def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
             PULLS.c.repo, PULLS.c.number, PULLS.c.merged_at, (PULLS.c.additions + PULLS.c.deletions).label("lines")
         )
         .where(
-            _pull_scope(scope),
+            pull_scope(scope),
             PULLS.c.merged.is_(True),
             PULLS.c.merged_at >= period.since,
             PULLS.c.merged_at < period.until,
@@ -268,7 +210,7 @@ def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
     )
     return list(
         session.execute(
-            sa.select(merged.c.repo, merged.c.merged_at, merged.c.lines, *_spend_columns())
+            sa.select(merged.c.repo, merged.c.merged_at, merged.c.lines, *spend_columns())
             .select_from(
                 merged.join(
                     USAGE,
@@ -285,7 +227,7 @@ def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
 
 
 def _merged_week(week: date, rows: list[Any]) -> MergedWeek:
-    spend = sum((_spend(row) for row in rows), Spend())
+    spend = sum((spend_of(row) for row in rows), Spend())
     return MergedWeek(week, len(rows), spend, sum(int(row.lines or 0) for row in rows))
 
 
@@ -318,7 +260,7 @@ def _repositories(
 
 
 def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analytics:
-    where = sa.and_(_usage_scope(scope), _window(period))
+    where = sa.and_(usage_scope(scope), window(period))
     unmatched = sa.and_(where, USAGE.c.pr_number.is_(None))
     kind, buckets = _buckets(session, scope, period)
     agents = _by(session, USAGE.c.agent, where)
@@ -346,8 +288,8 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
             title=row.title or "",
             author=row.author or "",
             outcome=_outcome(row),
-            spend=_spend(row),
-            lifetime=lifetimes.get((row.pr_repo, row.pr_number), _spend(row)),
+            spend=spend_of(row),
+            lifetime=lifetimes.get((row.pr_repo, row.pr_number), spend_of(row)),
             changed_lines=int(row.additions or 0) + int(row.deletions or 0),
             html_url=row.html_url or "",
         )
@@ -355,14 +297,14 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     ]
 
     branch_rows = session.execute(
-        sa.select(USAGE.c.repo, USAGE.c.branch, sa.func.max(USAGE.c.timestamp).label("last"), *_spend_columns())
+        sa.select(USAGE.c.repo, USAGE.c.branch, sa.func.max(USAGE.c.timestamp).label("last"), *spend_columns())
         .where(unmatched)
         .group_by(USAGE.c.repo, USAGE.c.branch)
     ).all()
     defaults = default_branches(session, {row.repo for row in branch_rows})
     branches = sorted(
         (
-            BranchSpend(row.repo, row.branch, row.branch == defaults.get(row.repo), _spend(row), as_utc(row.last))
+            BranchSpend(row.repo, row.branch, row.branch == defaults.get(row.repo), spend_of(row), as_utc(row.last))
             for row in branch_rows
         ),
         key=lambda b: (-b.spend.cost_usd, -b.spend.records, b.repo, b.branch or ""),
@@ -391,7 +333,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         scope=scope,
         period=period,
         bucket=kind,
-        totals=sum((_spend(row) for row in agents), Spend()),
+        totals=sum((spend_of(row) for row in agents), Spend()),
         tokens=int(tokens),
         by_bucket=buckets,
         by_model=_by_model(session, where),
@@ -409,3 +351,13 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         unmatched_by_branch=tuple(branches),
         repositories=_repositories(session, scope, pulls, branches, merged_rows),
     )
+
+
+def build_analytics(
+    session: Session, *, scope: Scope, since: str | None, until: str | None, now: datetime
+) -> Analytics:
+    """The report of `scope` over the requested period (default: the last 30 days, or the data's last 30 days).
+    Raises periods.BadPeriod for an unreadable, empty, reversed or over-long period."""
+    start, end = parse_bound(since, end=False), parse_bound(until, end=True)
+    period = check_period(default_period(session, scope, now=now, since=start, until=end))
+    return gather_analytics(session, scope=scope, period=period)

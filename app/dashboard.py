@@ -14,17 +14,16 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import session_scope, write_lock
-from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep
+from app.analytics import build_analytics
+from app.db import session_scope, utcnow, write_lock
+from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, read_body
 from app.facts import PullNotFound, gather_facts
-from app.ingest import read_body
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
+from app.periods import BadPeriod
 from app.report import build_report
-from app.report_api import BadPeriod, Since, Until, build_analytics
 from app.sessions import LIFETIME, end_session, owner_of_session, start_session
 from app.settings import Settings
 from app.tokens import TokenInfo, find_token, record_use
@@ -35,7 +34,7 @@ MAX_FORM_BYTES = 4096
 Name = Annotated[str, Path(max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
-def viewer_of(request: Request, session: Session, settings: Settings) -> str | None:
+def viewer_of(request: Request, session: SessionDep, settings: Settings) -> str | None:
     """The owner whose pages this browser may see: its session's owner; in demo mode, the demo owner."""
     session_id = request.cookies.get(COOKIE)
     owner = owner_of_session(session, session_id) if session_id else None
@@ -52,7 +51,7 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _gate(request: Request, session: Session, settings: Settings, owner: str) -> tuple[str | None, Response | None]:
+def _gate(request: Request, session: SessionDep, settings: Settings, owner: str) -> tuple[str | None, Response | None]:
     """(viewer, None) when the viewer may see `owner`'s pages; otherwise a redirect to the login or a 403 page."""
     viewer = viewer_of(request, session, settings)
     if viewer is None:
@@ -91,7 +90,7 @@ def _require_same_origin(request: Request, settings: Settings, *, action: str) -
         )
 
 
-def _sign_in(factory: sessionmaker[Session], token: str) -> tuple[TokenInfo | None, str | None]:
+def _sign_in(factory: SessionFactoryDep, token: str) -> tuple[TokenInfo | None, str | None]:
     """(the token, a new session id), or (None or the revoked token, None) when it may not sign in."""
     with factory() as session:
         found = find_token(session, token) if token else None
@@ -102,7 +101,7 @@ def _sign_in(factory: sessionmaker[Session], token: str) -> tuple[TokenInfo | No
         return found, start_session(session, token_id=found.id)
 
 
-def _sign_out(factory: sessionmaker[Session], session_id: str) -> None:
+def _sign_out(factory: SessionFactoryDep, session_id: str) -> None:
     with write_lock(factory), session_scope(factory) as session:
         end_session(session, session_id)
 
@@ -147,13 +146,13 @@ async def logout(request: Request, factory: SessionFactoryDep, settings: Setting
 
 
 def _overview(
-    request: Request, session: Session, settings: Settings, *, scope: Scope, since: str | None, until: str | None
+    request: Request, session: SessionDep, settings: Settings, *, scope: Scope, since: str | None, until: str | None
 ) -> Response:
     viewer, denied = _gate(request, session, settings, scope.owner)
     if denied is not None:
         return denied
     try:
-        analytics: Analytics = build_analytics(session, scope=scope, since=since, until=until)
+        analytics: Analytics = build_analytics(session, scope=scope, since=since, until=until, now=utcnow())
     except BadPeriod as error:
         return _html(
             "error.html.j2", status=422, viewer=viewer, demo=settings.demo_mode, title="Bad period", message=str(error)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope, utcnow, write_lock
+from app.periods import BOUND_HELP
 from app.settings import Settings
 from app.tokens import TokenIdentity, find_token, record_use
 
@@ -83,6 +85,13 @@ IdentityDep = Annotated[TokenIdentity, Depends(require_identity)]
 OwnerDep = Annotated[str, Depends(require_owner)]
 
 
+def own_owner(owner: str, *, caller: str) -> str:
+    """`owner` lower-cased when the caller's token belongs to it; 403 otherwise (tenancy: DESIGN §2)."""
+    if owner.lower() != caller:
+        raise HTTPException(status_code=403, detail=f"this token belongs to {caller}, not {owner.lower()}")
+    return owner.lower()
+
+
 def require_repo_reader(owner: str, repo: str, request: Request, factory: SessionFactoryDep) -> str:
     """`owner/name` when the caller may read that repository: an API token of its owner, or a GitHub Actions OIDC
     token of that very repository, installed with the App, whose ids match what GitHub's webhooks told
@@ -93,9 +102,7 @@ def require_repo_reader(owner: str, repo: str, request: Request, factory: Sessio
     full_name = f"{owner.lower()}/{repo.lower()}"
     token = bearer_token(request)
     if not looks_like_jwt(token):
-        caller = require_owner(request, factory)
-        if caller != owner.lower():
-            raise HTTPException(status_code=403, detail=f"this token belongs to {caller}, not {owner.lower()}")
+        own_owner(owner, caller=require_owner(request, factory))
         return full_name
     settings: Settings = request.app.state.settings
     try:
@@ -114,6 +121,9 @@ def require_repo_reader(owner: str, repo: str, request: Request, factory: Sessio
 
 
 RepoReaderDep = Annotated[str, Depends(require_repo_reader)]
+# Report periods (`app.periods`), as query parameters.
+Since = Annotated[str | None, Query(max_length=40, description=f"inclusive; {BOUND_HELP}")]
+Until = Annotated[str | None, Query(max_length=40, description=f"exclusive; {BOUND_HELP}")]
 # A pull request number as a path parameter: GitHub's are positive 32-bit integers, and so is the column.
 PullNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="pull request number")]
 
@@ -151,3 +161,73 @@ INVALID_INPUT_RESPONSE: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"schema": {"anyOf": [VALIDATION_ERROR_SCHEMA, ERROR_SCHEMA]}}},
     }
 }
+
+
+# -- request bodies: read within a limit, compressed ones inflated within the same limit -----------------------
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes (never read whole first).
+
+    gzip/deflate bodies (OTLP exporters compress) are inflated with the same limit on the inflated size.
+    """
+    refuse_declared_size(request, limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return decode_content(request, b"".join(chunks), limit=limit)
+
+
+def refuse_declared_size(request: Request, *, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
+
+
+def decode_content(request: Request, body: bytes, *, limit: int) -> bytes:
+    """The body as sent before its Content-Encoding: gzip and deflate are inflated within `limit`."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in {"gzip", "deflate"}:
+        return _inflate(body, gzip_format=encoding == "gzip", limit=limit)
+    if encoding not in {"", "identity"}:
+        raise HTTPException(status_code=415, detail=f"unsupported content-encoding {encoding!r}")
+    return body
+
+
+def _inflate(body: bytes, *, gzip_format: bool, limit: int) -> bytes:
+    """Every member of a gzip body (concatenated members are one valid gzip file, as `cat a.gz b.gz` makes), or
+    the one zlib stream of a deflate body, refused with 413 once the inflated size passes `limit`. A stream that
+    is cut short or followed by anything but more members (or gzip's zero padding) is a 400: what cannot be read
+    is refused, never dropped in silence."""
+    pieces: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=31 if gzip_format else 15)
+        try:
+            data = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error:
+            if not pieces:
+                raise HTTPException(status_code=400, detail="body is not valid compressed data") from None
+            detail = f"body has data after gzip member {len(pieces)} that is not gzip"
+            raise HTTPException(status_code=400, detail=detail) from None
+        size += len(data)
+        if size > limit or inflater.unconsumed_tail:
+            raise HTTPException(status_code=413, detail=f"inflated body is larger than {limit} bytes")
+        if not inflater.eof:
+            raise HTTPException(status_code=400, detail="compressed body is truncated (its stream does not end)")
+        pieces.append(data)
+        rest = inflater.unused_data
+        if gzip_format:
+            rest = rest.lstrip(b"\x00")
+        if not rest:
+            return b"".join(pieces)
+        if not gzip_format:
+            raise HTTPException(status_code=400, detail="body has data after the end of its deflate stream")
+
+
+# Media types of the JSON and NDJSON bodies every ingest endpoint reads (RFC 6839 `+json` suffixes included).

@@ -6,6 +6,7 @@ Every figure is an aggregate over the (pr_repo, pr_number) index: the summary ne
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from statistics import median
@@ -235,3 +236,42 @@ def gather_facts(
             actors=[row.actor for row in by_actor],
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What the last refresh of a PR rendered and stored (and, in App mode, posted)."""
+
+    comment_id: int | None
+    comment_body: str | None
+    generated_at: datetime | None
+    check_title: str | None
+    check_conclusion: str | None
+    check_summary: str | None
+    check_run_sha: str | None
+    head_repo: str | None
+
+
+def published(session: Session, *, repo: str, number: int) -> Published:
+    columns = ("comment_id", "comment_body", "comment_generated_at", "check_title", "check_conclusion",
+               "check_summary", "check_run_sha", "head_repo")  # fmt: skip
+    row = session.execute(
+        sa.select(*(PULLS.c[name] for name in columns)).where(PULLS.c.repo == repo, PULLS.c.number == number)
+    ).one()
+    generated = row.comment_generated_at
+    return Published(
+        comment_id=row.comment_id,
+        comment_body=row.comment_body,
+        generated_at=None if generated is None else as_utc(generated),
+        check_title=row.check_title,
+        check_conclusion=row.check_conclusion,
+        check_summary=row.check_summary,
+        check_run_sha=row.check_run_sha,
+        head_repo=row.head_repo,
+    )
+
+
+def pending_usage(session: Session, *, repos: set[str]) -> int:
+    """Records of these repositories not yet examined by matching (they may still land on a PR)."""
+    query = sa.select(sa.func.count()).where(USAGE.c.repo.in_(repos), USAGE.c.matched_at.is_(None))
+    return int(session.execute(query).scalar_one())

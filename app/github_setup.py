@@ -24,7 +24,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.app_credentials import AppCredentials, app_exists, make_cipher, store_credentials
 from app.app_manifest import (
@@ -109,7 +108,7 @@ def github_setup(request: Request, factory: SessionFactoryDep, settings: Setting
         return _refusal(request, refused)
 
 
-def _setup_page(*, factory: sessionmaker[Session], settings: Settings, organization: str | None) -> Response:
+def _setup_page(*, factory: SessionFactoryDep, settings: Settings, organization: str | None) -> Response:
     public_url = str(settings.public_url).rstrip("/")
     context: dict[str, Any] = {"viewer": None, "demo": False, "public_url": public_url}
     if settings.encryption_key is None:
@@ -137,7 +136,7 @@ def _setup_page(*, factory: sessionmaker[Session], settings: Settings, organizat
 
 
 def _exchange(
-    request: Request, *, factory: sessionmaker[Session], settings: Settings, code: str, state: str
+    request: Request, *, factory: SessionFactoryDep, settings: Settings, code: str, state: str
 ) -> Response:
     if not code or not state:
         raise SetupRefused(400, "GitHub's redirect carries both code and state: start again at /github/setup.")

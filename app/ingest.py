@@ -3,7 +3,6 @@ source's pure parser, check tenancy, price, and store — committed before the r
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,7 +16,7 @@ from fastapi.responses import JSONResponse
 from app import batch_size, metrics, store
 from app.attribution import Attribution, attribution_from_headers
 from app.db import utcnow
-from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep
+from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep, read_body
 from app.pricing import price_record
 from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
 from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
@@ -30,75 +29,6 @@ ACTOR_HEADER = "x-tokentrail-actor"
 MAX_ACTOR_CHARS = 255
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, *, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes (never read whole first).
-
-    gzip/deflate bodies (OTLP exporters compress) are inflated with the same limit on the inflated size.
-    """
-    refuse_declared_size(request, limit=limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return decode_content(request, b"".join(chunks), limit=limit)
-
-
-def refuse_declared_size(request: Request, *, limit: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status_code=413, detail=f"body is larger than {limit} bytes")
-
-
-def decode_content(request: Request, body: bytes, *, limit: int) -> bytes:
-    """The body as sent before its Content-Encoding: gzip and deflate are inflated within `limit`."""
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding in {"gzip", "deflate"}:
-        return _inflate(body, gzip_format=encoding == "gzip", limit=limit)
-    if encoding not in {"", "identity"}:
-        raise HTTPException(status_code=415, detail=f"unsupported content-encoding {encoding!r}")
-    return body
-
-
-def _inflate(body: bytes, *, gzip_format: bool, limit: int) -> bytes:
-    """Every member of a gzip body (concatenated members are one valid gzip file, as `cat a.gz b.gz` makes), or
-    the one zlib stream of a deflate body, refused with 413 once the inflated size passes `limit`. A stream that
-    is cut short or followed by anything but more members (or gzip's zero padding) is a 400: what cannot be read
-    is refused, never dropped in silence."""
-    pieces: list[bytes] = []
-    size = 0
-    rest = body
-    while True:
-        inflater = zlib.decompressobj(wbits=31 if gzip_format else 15)
-        try:
-            data = inflater.decompress(rest, limit + 1 - size)
-        except zlib.error:
-            if not pieces:
-                raise HTTPException(status_code=400, detail="body is not valid compressed data") from None
-            detail = f"body has data after gzip member {len(pieces)} that is not gzip"
-            raise HTTPException(status_code=400, detail=detail) from None
-        size += len(data)
-        if size > limit or inflater.unconsumed_tail:
-            raise HTTPException(status_code=413, detail=f"inflated body is larger than {limit} bytes")
-        if not inflater.eof:
-            raise HTTPException(status_code=400, detail="compressed body is truncated (its stream does not end)")
-        pieces.append(data)
-        rest = inflater.unused_data
-        if gzip_format:
-            rest = rest.lstrip(b"\x00")
-        if not rest:
-            return b"".join(pieces)
-        if not gzip_format:
-            raise HTTPException(status_code=400, detail="body has data after the end of its deflate stream")
-
-
-# Media types of the JSON and NDJSON bodies every ingest endpoint reads (RFC 6839 `+json` suffixes included).
 _JSON_TYPES = frozenset({"", "application/json", "text/json", "text/plain"})
 _NDJSON_MARKS = ("ndjson", "jsonl", "json-seq", "jsonlines")
 _ACCEPTED = "JSON (application/json) or NDJSON (application/x-ndjson)"

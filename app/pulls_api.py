@@ -1,6 +1,8 @@
-"""Pull request endpoints (DESIGN §9): the spend summary, the budget verdict and the rendered comment.
+"""Pull request endpoints (DESIGN §9): the spend summary, the budget verdict and the comment.
 
-Each answer is computed from the same facts the worker uses for the comment, so the three always agree.
+The summary and the verdict are computed from the same facts the worker uses for the comment, so they always agree
+with a refresh made now; `comment.md` is what the last refresh rendered and stored (what GitHub shows in App mode),
+and `comment.live.md` renders it now.
 """
 
 from __future__ import annotations
@@ -9,25 +11,22 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
-from sqlalchemy.orm import Session
 
 from app.budget import limits_with_overrides
 from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, PullNumber, RepoReaderDep, SessionDep, SettingsDep
-from app.facts import PullNotFound, gather_facts
+from app.facts import PullNotFound, gather_facts, pending_usage, published
 from app.render import render_comment
 from app.report import PullRequestReport, build_report
 from app.settings import Settings
-from app.tables import PULLS, USAGE
 
 router = APIRouter(tags=["pull requests"])
 PATH = "/v1/repos/{owner}/{repo}/pulls/{number}"
 
 
 def pull_report(
-    session: Session, *, repo: str, number: int, settings: Settings, overrides: dict[str, Any] | None = None
+    session: SessionDep, *, repo: str, number: int, settings: Settings, overrides: dict[str, Any] | None = None
 ) -> PullRequestReport:
     try:
         facts = gather_facts(session, repo=repo, number=number, public_url=str(settings.public_url))
@@ -46,7 +45,16 @@ def pull_report(
 def get_pull(
     owner: str, repo: str, number: PullNumber, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    return pull_report(session, repo=full_name, number=number, settings=settings).summary_json()
+    summary = pull_report(session, repo=full_name, number=number, settings=settings).summary_json()
+    last = published(session, repo=full_name, number=number)
+    summary["published"] = {
+        "generated_at": None if last.generated_at is None else last.generated_at.isoformat(),
+        "comment_id": last.comment_id,
+        "check_run": None
+        if last.check_title is None
+        else {"title": last.check_title, "conclusion": last.check_conclusion, "head_sha": last.check_run_sha},
+    }
+    return summary
 
 
 @router.get(
@@ -78,18 +86,14 @@ def get_budget(
     return {**report.budget_json(), **_delivery_state(session, repo=full_name, number=number, report=report)}
 
 
-def _delivery_state(session: Session, *, repo: str, number: int, report: PullRequestReport) -> dict[str, Any]:
+def _delivery_state(session: SessionDep, *, repo: str, number: int, report: PullRequestReport) -> dict[str, Any]:
     """What the Action needs beyond the verdict: where the comment is, and whether usage is still being matched
     (records of the PR's head repository not yet examined), so it can wait for the last of it."""
-    pull = session.execute(
-        sa.select(PULLS.c.comment_id, PULLS.c.head_repo).where(PULLS.c.repo == repo, PULLS.c.number == number)
-    ).one()
+    last = published(session, repo=repo, number=number)
     comment_url = report.pr.html_url or f"https://github.com/{repo}/pull/{number}"
-    if pull.comment_id is not None:
-        comment_url += f"#issuecomment-{pull.comment_id}"
-    pending = session.execute(
-        sa.select(sa.func.count()).where(USAGE.c.repo.in_({repo, pull.head_repo or repo}), USAGE.c.matched_at.is_(None))
-    ).scalar_one()
+    if last.comment_id is not None:
+        comment_url += f"#issuecomment-{last.comment_id}"
+    pending = pending_usage(session, repos={repo, last.head_repo or repo})
     return {
         "number": number,
         "comment_url": comment_url,
@@ -99,14 +103,38 @@ def _delivery_state(session: Session, *, repo: str, number: int, report: PullReq
     }
 
 
+_MARKDOWN = {200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **ERROR_RESPONSES}
+
+
 @router.get(
     PATH + "/comment.md",
-    summary="The PR comment as rendered now",
+    summary="The PR comment as the last refresh rendered and stored it",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **ERROR_RESPONSES},
+    responses=_MARKDOWN,
 )
 def get_comment(
     owner: str, repo: str, number: PullNumber, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
 ) -> PlainTextResponse:
+    report = pull_report(session, repo=full_name, number=number, settings=settings)  # 404 for an unknown PR
+    last = published(session, repo=full_name, number=number)
+    if last.comment_body is None or last.generated_at is None:  # not refreshed yet: what it will show
+        return _markdown(render_comment(report), rendered_at=report.generated_at.isoformat(), stored=False)
+    return _markdown(last.comment_body, rendered_at=last.generated_at.isoformat(), stored=True)
+
+
+@router.get(
+    PATH + "/comment.live.md",
+    summary="The PR comment rendered now from the current figures",
+    response_class=PlainTextResponse,
+    responses=_MARKDOWN,
+)
+def get_live_comment(
+    owner: str, repo: str, number: PullNumber, full_name: RepoReaderDep, session: SessionDep, settings: SettingsDep
+) -> PlainTextResponse:
     report = pull_report(session, repo=full_name, number=number, settings=settings)
-    return PlainTextResponse(render_comment(report), media_type="text/markdown; charset=utf-8")
+    return _markdown(render_comment(report), rendered_at=report.generated_at.isoformat(), stored=False)
+
+
+def _markdown(body: str, *, rendered_at: str, stored: bool) -> PlainTextResponse:
+    headers = {"X-Tokentrail-Rendered-At": rendered_at, "X-Tokentrail-Stored": "true" if stored else "false"}
+    return PlainTextResponse(body, media_type="text/markdown; charset=utf-8", headers=headers)

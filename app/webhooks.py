@@ -17,9 +17,8 @@ from fastapi.responses import JSONResponse
 
 from app import jobs, metrics
 from app.db import utcnow
-from app.deps import ERROR_SCHEMA, SessionFactoryDep, SettingsDep
+from app.deps import ERROR_SCHEMA, SessionFactoryDep, SettingsDep, decode_content, refuse_declared_size
 from app.events import Ignored, loads, parse_event
-from app.ingest import decode_content, refuse_declared_size
 
 router = APIRouter(tags=["github"])
 # GitHub caps webhook payloads at 25 MB.

@@ -1,9 +1,12 @@
-"""The pure core imports no framework (DESIGN §1): checked in a fresh interpreter."""
+"""The layering the code relies on (DESIGN §1, STYLE): the pure core imports no framework (checked in a fresh
+interpreter), route modules hold no SQL and import no other route module, and no module outgrows ~400 lines."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 PURE = [
     "app.records",
@@ -12,7 +15,17 @@ PURE = [
     "app.parsing",
     "app.batch_size",
     "app.events",
+    "app.github_objects",
     "app.webhook_fields",
+    "app.matching",
+    "app.budget",
+    "app.report",
+    "app.render",
+    "app.plan",
+    "app.pages",
+    "app.periods",
+    "app.origin",
+    "app.demo_seed",
     "app.pricing",
     "app.money",
     "app.charts",
@@ -40,3 +53,37 @@ def test_pure_modules_import_no_framework() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+APP = Path(__file__).resolve().parent.parent / "app"
+MAX_LINES = 400
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _route_modules() -> list[Path]:
+    return sorted(path for path in APP.rglob("*.py") if "APIRouter(" in path.read_text())
+
+
+def test_route_modules_hold_no_sql_and_import_no_other_route_module() -> None:
+    routes = _route_modules()
+    names = {"app." + ".".join(path.relative_to(APP).with_suffix("").parts) for path in routes}
+    assert len(routes) >= 6
+    for path in routes:
+        imports = _imports(path)
+        assert not any(name == "sqlalchemy" or name.startswith("sqlalchemy.") for name in imports), path.name
+        assert not imports & (names - {"app." + path.stem}), path.name
+
+
+def test_no_module_outgrows_four_hundred_lines() -> None:
+    sizes = {str(path.relative_to(APP)): len(path.read_text().splitlines()) for path in APP.rglob("*.py")}
+    assert {name: size for name, size in sizes.items() if size > MAX_LINES} == {}
