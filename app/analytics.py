@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.books import as_date, pull_scope, spend_columns, spend_of, usage_day, usage_scope, usd, window
-from app.budget import parse_repo_config
 from app.db import as_utc
 from app.outcome_report import (
     OUTCOMES,
@@ -45,6 +44,7 @@ from app.outcome_report import (
 from app.people import learned_logins, login_of
 from app.periods import check_period, parse_bound
 from app.pricing import canonical_model
+from app.repo_config import parse_repo_config
 from app.repo_state import default_branches
 from app.tables import PULLS, REPOSITORIES, USAGE
 

@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.formatting import as_utc as as_utc  # stored times are UTC; SQLite hands them back naive
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,11 +71,6 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: committed on success, rolled back on any error."""
     with factory() as session, session.begin():
         yield session
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:

@@ -15,10 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.budget import ConfigResult, limits_with_overrides, parse_repo_config
+from app.budget import limits_with_overrides
 from app.db import as_utc, utcnow
 from app.money import from_nanousd
 from app.people import logins_of
+from app.repo_config import ConfigResult, parse_repo_config
 from app.repo_state import pull_labels
 from app.report import (
     ActorSpend,

@@ -135,9 +135,7 @@ def _setup_page(*, factory: SessionFactoryDep, settings: Settings, organization:
     return _page(html, form_target=web)
 
 
-def _exchange(
-    request: Request, *, factory: SessionFactoryDep, settings: Settings, code: str, state: str
-) -> Response:
+def _exchange(request: Request, *, factory: SessionFactoryDep, settings: Settings, code: str, state: str) -> Response:
     if not code or not state:
         raise SetupRefused(400, "GitHub's redirect carries both code and state: start again at /github/setup.")
     if settings.encryption_key is None:

@@ -11,8 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
-from app.money import NANO, usd_str
-from app.report import per_line_str
+from app.formatting import per_line_json, usd_json
 
 Outcome: TypeAlias = Literal["merged", "closed", "open", "unmatched"]
 OUTCOMES: tuple[Outcome, ...] = ("merged", "closed", "open", "unmatched")
@@ -154,12 +153,8 @@ def monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _usd(value: Decimal) -> str:
-    return usd_str(value.quantize(NANO)) or "0"
-
-
 def _spend(spend: Spend) -> dict[str, Any]:
-    return {"cost_usd": _usd(spend.cost_usd), "records": spend.records, "unpriced_records": spend.unpriced_records}
+    return {"cost_usd": usd_json(spend.cost_usd), "records": spend.records, "unpriced_records": spend.unpriced_records}
 
 
 def _week(week: MergedWeek) -> dict[str, Any]:
@@ -167,7 +162,7 @@ def _week(week: MergedWeek) -> dict[str, Any]:
         "pull_requests": week.pull_requests,
         **_spend(week.spend),
         "changed_lines": week.changed_lines,
-        "cost_per_changed_line_usd": per_line_str(week.cost_per_changed_line),
+        "cost_per_changed_line_usd": per_line_json(week.cost_per_changed_line),
     }
 
 
@@ -185,15 +180,15 @@ def analytics_json(a: Analytics) -> dict[str, Any]:
         **_spend(a.totals),
         "tokens": a.tokens,
         "outcomes": {o.outcome: {**_spend(o.spend), "pull_requests": o.pull_requests} for o in a.outcomes},
-        "spend_that_produced_nothing_usd": _usd(a.wasted),
+        "spend_that_produced_nothing_usd": usd_json(a.wasted),
         "merged": None if a.merged is None else _week(a.merged),
         "cost_per_merged_line_by_week": [{"week": w.week.isoformat(), **_week(w)} for w in a.merged_weeks],
         "bucket": a.bucket,
         "by_date": [
             {
                 "date": b.start.isoformat(),
-                "cost_usd": _usd(b.cost_usd),
-                "by_model": [{"model": model, "cost_usd": _usd(cost)} for model, cost in b.by_model],
+                "cost_usd": usd_json(b.cost_usd),
+                "by_model": [{"model": model, "cost_usd": usd_json(cost)} for model, cost in b.by_model],
             }
             for b in a.by_bucket
         ],
@@ -206,9 +201,9 @@ def analytics_json(a: Analytics) -> dict[str, Any]:
                 "author": p.author,
                 "outcome": p.outcome,
                 **_spend(p.spend),
-                "total_cost_usd": _usd(p.lifetime.cost_usd),
+                "total_cost_usd": usd_json(p.lifetime.cost_usd),
                 "changed_lines": p.changed_lines,
-                "cost_per_changed_line_usd": per_line_str(p.cost_per_changed_line),
+                "cost_per_changed_line_usd": per_line_json(p.cost_per_changed_line),
                 "html_url": p.html_url,
             }
             for p in a.top_pulls
@@ -217,8 +212,8 @@ def analytics_json(a: Analytics) -> dict[str, Any]:
             {
                 "author": n.name,
                 **_spend(n.spend),
-                "on_pulls_cost_usd": _usd(n.on_pulls),
-                "unmatched_cost_usd": _usd(n.spend.cost_usd - n.on_pulls),
+                "on_pulls_cost_usd": usd_json(n.on_pulls),
+                "unmatched_cost_usd": usd_json(n.spend.cost_usd - n.on_pulls),
             }
             for n in a.by_author
         ],
@@ -238,8 +233,8 @@ def analytics_json(a: Analytics) -> dict[str, Any]:
                 "repo": r.repo,
                 **_spend(r.spend),
                 "pull_requests": r.pull_requests,
-                **{f"{outcome}_cost_usd": _usd(cost) for outcome, cost in r.by_outcome.items()},
-                "cost_per_merged_changed_line_usd": per_line_str(r.merged_cost_per_changed_line),
+                **{f"{outcome}_cost_usd": usd_json(cost) for outcome, cost in r.by_outcome.items()},
+                "cost_per_merged_changed_line_usd": per_line_json(r.merged_cost_per_changed_line),
             }
             for r in a.repositories
         ],

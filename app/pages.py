@@ -6,7 +6,7 @@ Pure apart from reading templates/: the routes in `app.dashboard` gather the fig
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -14,7 +14,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from app.budget import format_pct, format_tokens, format_usd
 from app.charts import (
     Bar,
     Series,
@@ -24,6 +23,7 @@ from app.charts import (
     series_color,
     stacked_bar_chart,
 )
+from app.formatting import format_usd, pluralize, register_filters
 from app.outcome_report import Analytics, NamedSpend, Outcome, Period, monday
 from app.render import TEMPLATES
 from app.report import PullRequestReport
@@ -44,19 +44,6 @@ OUTCOME_COLORS: dict[Outcome, str] = {
 }
 
 
-def _usd(value: Decimal | None) -> str:
-    return "—" if value is None else format_usd(value)
-
-
-def _when(value: datetime) -> str:
-    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _pluralize(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
-
-
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -66,18 +53,8 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        usd=_usd,
-        tokens=format_tokens,
-        pct=format_pct,
-        count=lambda value: f"{value:,}",
-        pluralize=_pluralize,
-        when=_when,
-        day=lambda value: value.isoformat(),
-        sha=lambda sha: (sha or "")[:7],
-        outcome=lambda value: OUTCOME_LABELS.get(value, value),
-        or_dash=lambda value: "—" if value in (None, "") else value,
-    )
+    register_filters(env, text=str)  # HTML: autoescape makes user strings safe
+    env.filters.update(outcome=lambda value: OUTCOME_LABELS.get(value, value))
     return env
 
 
@@ -152,7 +129,7 @@ def _merged_line_chart(a: Analytics, chart_id: str) -> Markup:
 
 def _named_bars(items: tuple[NamedSpend, ...], unknown: str) -> list[Bar]:
     return [
-        Bar(item.name or unknown, item.spend.cost_usd, note=_pluralize(item.spend.records, "call"))
+        Bar(item.name or unknown, item.spend.cost_usd, note=pluralize(item.spend.records, "call"))
         for item in items[:MAX_BARS]
     ]
 
@@ -170,7 +147,7 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
             OUTCOME_LABELS[o.outcome],
             o.spend.cost_usd,
             OUTCOME_COLORS[o.outcome],
-            note=_pluralize(o.pull_requests, "PR"),
+            note=pluralize(o.pull_requests, "PR"),
         )
         if o.outcome != "unmatched"
         else Bar(OUTCOME_LABELS[o.outcome], o.spend.cost_usd, OUTCOME_COLORS[o.outcome])
@@ -183,7 +160,7 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
             + (b.branch or "(no branch)")
             + (" (default)" if b.is_default else ""),
             b.spend.cost_usd,
-            note=_pluralize(b.spend.records, "call"),
+            note=pluralize(b.spend.records, "call"),
         )
         for b in a.unmatched_by_branch[:MAX_BARS]
     ]
@@ -197,7 +174,7 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
     }
     if a.scope.repo is None:
         repo_bars = [
-            Bar(r.repo.split("/", 1)[1], r.spend.cost_usd, note=_pluralize(r.pull_requests, "PR"))
+            Bar(r.repo.split("/", 1)[1], r.spend.cost_usd, note=pluralize(r.pull_requests, "PR"))
             for r in a.repositories[:MAX_BARS]
         ]
         charts["repositories"] = _bars("chart-repositories", "Spend by repository", "Spend by repository", repo_bars)
@@ -206,7 +183,7 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
 
 def timeline_chart(report: PullRequestReport) -> Markup:
     bars = [
-        Bar("not pushed" if i.sha is None else i.sha[:7], i.cost_usd, note=_pluralize(i.records, "call"))
+        Bar("not pushed" if i.sha is None else i.sha[:7], i.cost_usd, note=pluralize(i.records, "call"))
         for i in report.timeline
     ]
     listed = "; ".join(f"{b.label} {format_usd(Decimal(str(b.value)))}" for b in bars)

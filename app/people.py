@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.budget import MAX_IDENTITY_CHARS, person_key
 from app.db import utcnow
 from app.github_objects import CommitAuthor
+from app.repo_config import MAX_IDENTITY_CHARS, person_key
 from app.tables import PEOPLE
 
 MAX_LOGIN_CHARS = 100  # the column; GitHub's own limit is 39

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -19,7 +19,9 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import jinja2
 
-from app.budget import CONFIG_PATH, Conclusion, conclusion_for, format_pct, format_tokens, format_usd
+from app.budget import Conclusion, conclusion_for
+from app.formatting import as_utc, format_pct, format_usd, pluralize, register_filters
+from app.repo_config import CONFIG_PATH
 from app.report import PullRequestReport
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -73,18 +75,6 @@ def _login(login: str | None) -> str:
     return "—" if login is None else escape_md("@" + login)
 
 
-def _usd(value: Decimal | None) -> str:
-    return "—" if value is None else format_usd(value)
-
-
-def _pluralize(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -95,19 +85,8 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(
-        usd=_usd,
-        per_line=lambda value: f"{_usd(value)}/line",
-        tokens=format_tokens,
-        pct=format_pct,
-        count=lambda value: f"{value:,}",
-        pluralize=_pluralize,
-        md=escape_md,
-        login=_login,
-        sha=lambda sha: escape_md(sha[:7]),
-        when=lambda value: _utc(value).strftime("%Y-%m-%d %H:%M UTC"),
-        ratio=lambda value: f"{value}×",
-    )
+    register_filters(env, text=escape_md)
+    env.filters.update(md=escape_md, login=_login)
     return env
 
 
@@ -139,7 +118,7 @@ def _size(text: str) -> int:
 
 def state_marker(report: PullRequestReport) -> str:
     head = re.sub(r"[^0-9A-Za-z]", "", report.pr.head_sha)
-    return f"<!-- tokentrail:state head={head} generated={_utc(report.generated_at).isoformat()} -->"
+    return f"<!-- tokentrail:state head={head} generated={as_utc(report.generated_at).isoformat()} -->"
 
 
 def parse_comment_state(body: str) -> tuple[str, datetime] | None:
@@ -149,7 +128,7 @@ def parse_comment_state(body: str) -> tuple[str, datetime] | None:
         return None
     head, generated = found[-1]
     try:
-        return head, _utc(datetime.fromisoformat(generated))
+        return head, as_utc(datetime.fromisoformat(generated))
     except ValueError:
         return None
 
@@ -202,7 +181,7 @@ def _check_title(report: PullRequestReport) -> str:
     verdict, totals = report.budget, report.totals
     spent = format_usd(totals.cost_usd)
     if totals.unpriced_records:
-        spent += f" (+{_pluralize(totals.unpriced_records, 'unpriced call')})"
+        spent += f" (+{pluralize(totals.unpriced_records, 'unpriced call')})"
     if verdict.status == "fail":
         title = f"Over budget: {verdict.reasons[0]}"
     elif verdict.status in ("pass", "warn") and verdict.usage_fraction is not None:

@@ -10,13 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.money import from_nanousd, usd_str
+from app.formatting import decimal_str
+from app.money import from_nanousd
 from app.pricing import canonical_model
 from app.tables import USAGE
 
 
 def _money(nanousd: Any) -> str:
-    return usd_str(from_nanousd(int(nanousd or 0))) or "0"
+    return decimal_str(from_nanousd(int(nanousd or 0))) or "0"
 
 
 def _totals_columns() -> list[Any]:

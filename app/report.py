@@ -14,9 +14,10 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeAlias
 
-from app.budget import BudgetVerdict, ConfigResult, Limits, evaluate_budget
-from app.money import NANO, usd_str
+from app.budget import BudgetVerdict, Limits, evaluate_budget
+from app.formatting import decimal_str, per_line_json, usd_json
 from app.pricing import canonical_model
+from app.repo_config import ConfigResult
 
 PrState: TypeAlias = Literal["open", "closed", "merged"]  # "closed" means closed without merge
 ReviewState: TypeAlias = Literal["approved", "changes_requested", "commented", "dismissed"]
@@ -210,20 +211,24 @@ class PullRequestReport:
         return {
             **_pick(pr, "repo", "number", "title", "author", "state", "head_ref", "head_sha"),
             "diff": _pick(self.diff, "additions", "deletions", "changed_files", "changed_lines"),
-            "usage": {"cost_usd": _usd(t.cost_usd), **_pick(t, "records", "unpriced_records", *tokens)},
-            "cost_per_changed_line_usd": per_line_str(self.cost_per_changed_line),
+            "usage": {"cost_usd": usd_json(t.cost_usd), **_pick(t, "records", "unpriced_records", *tokens)},
+            "cost_per_changed_line_usd": per_line_json(self.cost_per_changed_line),
             "by_model": [
-                {**_pick(m, "model", "provider", "records"), "cost_usd": _usd(m.cost_usd)}
+                {**_pick(m, "model", "provider", "records"), "cost_usd": usd_json(m.cost_usd)}
                 | _pick(m, "input_tokens", "output_tokens")
                 | ({"raw_models": list(m.raw_models)} if m.is_renamed else {})
                 for m in self.by_model
             ],
             "by_actor": [
-                {**_pick(a, "actor", "agent", "records"), "cost_usd": _usd(a.cost_usd)} for a in self.by_actor
+                {**_pick(a, "actor", "agent", "records"), "cost_usd": usd_json(a.cost_usd)} for a in self.by_actor
             ],
             # Each call counts once, under the source that reported it first (DESIGN §2 "One call, one record").
             "by_source": [
-                {**_pick(s, "source", "records"), "cost_usd": _usd(s.cost_usd), "also_seen_by": dict(s.also_seen_by)}
+                {
+                    **_pick(s, "source", "records"),
+                    "cost_usd": usd_json(s.cost_usd),
+                    "also_seen_by": dict(s.also_seen_by),
+                }
                 for s in self.by_source
             ],
             "review": {
@@ -239,34 +244,19 @@ class PullRequestReport:
         limits = self.limits
         return {
             "status": self.budget.status,
-            "cost_usd": _usd(self.totals.cost_usd),
+            "cost_usd": usd_json(self.totals.cost_usd),
             "reasons": list(self.budget.reasons),
             "limits": {
-                "max_cost_per_pr": usd_str(limits.max_cost_per_pr),
-                "max_cost_per_changed_line": usd_str(limits.max_cost_per_changed_line),
+                "max_cost_per_pr": decimal_str(limits.max_cost_per_pr),
+                "max_cost_per_changed_line": decimal_str(limits.max_cost_per_changed_line),
                 "max_tokens_per_pr": limits.max_tokens_per_pr,
-                "warn_at": usd_str(limits.warn_at),
+                "warn_at": decimal_str(limits.warn_at),
             },
         }
 
 
 def _pick(obj: object, *names: str) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in names}
-
-
-def _usd(value: Decimal) -> str:
-    # Rounded to storage precision (nano-dollars): sums of stored costs stay exact, computed ones stay short.
-    return usd_str(value.quantize(NANO)) or "0"
-
-
-def per_line_str(value: Decimal | None) -> str | None:
-    """Cost per changed line for JSON: four decimals, more for tiny values so three significant digits remain."""
-    if value is None:
-        return None
-    if value == 0:
-        return "0"
-    places = max(4, 2 - value.adjusted())
-    return usd_str(value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
 
 
 def summarize_reviews(reviews: Iterable[ReviewInfo], *, state: PrState) -> ReviewSummary:

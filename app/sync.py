@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app import people, repo_state
-from app.budget import CONFIG_PATH
 from app.db import as_utc
 from app.events import Ignored
 from app.github import GitHubError
 from app.github_objects import parse_pull, parse_review_item
 from app.pull_port import PullPort
+from app.repo_config import CONFIG_PATH
 
 
 def sync_pull(session: Session, port: PullPort, *, pull: Any) -> bool:

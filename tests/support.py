@@ -9,7 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.budget import ConfigResult, Limits
+from app.budget import Limits
+from app.repo_config import ConfigResult
 from app.report import (
     ActorSpend,
     ModelSpend,

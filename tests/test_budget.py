@@ -8,18 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.budget import (
-    BudgetVerdict,
-    Limits,
-    RepoConfig,
-    conclusion_for,
-    evaluate_budget,
-    format_pct,
-    format_tokens,
-    format_usd,
-    limits_with_overrides,
-    parse_repo_config,
-)
+from app.budget import BudgetVerdict, Limits, conclusion_for, evaluate_budget, limits_with_overrides
+from app.repo_config import RepoConfig, parse_repo_config
 
 DESIGN_EXAMPLE = """\
 budget:
@@ -326,54 +316,3 @@ def test_exempt_label_means_none_whatever_the_spend() -> None:
 )
 def test_check_run_conclusion(status: Any, conclusion: str) -> None:
     assert conclusion_for(status) == conclusion
-
-
-# --- formats -------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        ("12.48", "$12.48"),
-        ("1234.5", "$1,234.50"),
-        ("12.485", "$12.49"),
-        ("0", "$0.00"),
-        ("0.5", "$0.50"),
-        ("0.555", "$0.555"),
-        ("0.0116", "$0.0116"),
-        ("0.011649", "$0.0116"),
-        ("0.0290", "$0.029"),
-        ("0.000000123", "$0.000000123"),
-        ("0.9999", "$1.00"),
-        ("-3", "-$3.00"),
-    ],
-)
-def test_format_usd(value: str, text: str) -> None:
-    assert format_usd(Decimal(value)) == text
-
-
-@pytest.mark.parametrize(
-    ("count", "text"),
-    [
-        (0, "0"),
-        (312, "312"),
-        (1000, "1 k"),
-        (1500, "1.5 k"),
-        (12_345, "12.3 k"),
-        (950_000, "950 k"),
-        (999_999, "1 M"),
-        (8_200_000, "8.2 M"),
-        (50_000_000, "50 M"),
-        (1_234_567_890, "1.2 B"),
-    ],
-)
-def test_format_tokens(count: int, text: str) -> None:
-    assert format_tokens(count) == text
-
-
-@pytest.mark.parametrize(
-    ("fraction", "text"),
-    [("0", "0 %"), ("0.001", "<1 %"), ("0.71", "71 %"), ("0.999", "99 %"), ("1", "100 %"), ("1.248", "125 %")],
-)
-def test_format_pct(fraction: str, text: str) -> None:
-    assert format_pct(Decimal(fraction)) == text

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from app.budget import format_usd
 from app.charts import (
     PALETTE,
     Bar,
@@ -19,6 +18,7 @@ from app.charts import (
     push_timeline_chart,
     stacked_bar_chart,
 )
+from app.formatting import format_usd
 
 SVG = "{http://www.w3.org/2000/svg}"
 NASTY = "</title><script>alert('x')</script> & \"q\""

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.budget import format_usd
 from app.dashboard import COOKIE
+from app.formatting import format_usd
 from app.settings import Settings
 from tests.dashboard_seed import PERIOD, WIDGETS, seeded_client
 from tests.support import SAME_ORIGIN, sign_in

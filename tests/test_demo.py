@@ -46,7 +46,7 @@ def test_demo_pages_show_the_figures_of_the_api(tmp_path: Path) -> None:
 
     import httpx
 
-    from app.budget import format_usd
+    from app.formatting import format_usd
 
     port = free_port()
     process = subprocess.Popen(

@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from pydantic import AnyHttpUrl, SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.budget import parse_repo_config
 from app.events import PushEvent, parse_event
 from app.github_objects import CommitAuthor, PullCommit, parse_pull_commits
 from app.main import create_app
 from app.people import logins_of, record_people
+from app.repo_config import parse_repo_config
 from app.settings import Settings
 from tests.conftest import make_token
 from tests.fake_github import FakeGitHub

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.budget import parse_repo_config
 from app.plan import Plan, Posted, plan_publish
 from app.publish import apply
 from app.render import MARKER, render, state_marker
+from app.repo_config import parse_repo_config
 from app.report import PullRequestReport
 from tests.fake_pull import RecordingPull
 from tests.support import T0, make_pr, make_report, make_totals

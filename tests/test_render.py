@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from app.budget import Limits, limits_with_overrides, parse_repo_config
+from app.budget import Limits, limits_with_overrides
 from app.render import (
     MARKER,
     MAX_COMMENT_CHARS,
@@ -27,6 +27,7 @@ from app.render import (
     render_check_run,
     render_comment,
 )
+from app.repo_config import parse_repo_config
 from app.report import PullRequestReport
 from tests.support import (
     T0,

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from app.budget import Limits, parse_repo_config
+from app.budget import Limits
+from app.formatting import per_line_json
+from app.repo_config import parse_repo_config
 from app.report import (
     PushInterval,
     SpendTotals,
     bucket_by_push,
-    per_line_str,
     summarize_reviews,
 )
 from tests.support import (
@@ -272,8 +273,8 @@ def test_summary_json_money_is_decimal_strings() -> None:
         (Decimal("1.234567"), "1.2346"),
     ],
 )
-def test_per_line_str(value: Decimal | None, text: str | None) -> None:
-    assert per_line_str(value) == text
+def test_per_line_json(value: Decimal | None, text: str | None) -> None:
+    assert per_line_json(value) == text
 
 
 def test_budget_json() -> None:

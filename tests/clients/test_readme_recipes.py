@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.budget import parse_repo_config
+from app.repo_config import parse_repo_config
 from tests import test_action
 from tests.clients.conftest import PLACEHOLDER_SERVER, RECIPES
 from tests.conftest import ROOT

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.budget import format_usd
+from app.formatting import format_usd
 from tests.conftest import ROOT, LiveServer, make_token, start_server
 from tests.dashboard_seed import PERIOD, WIDGETS, WIDGETS_EXPECTED, seed
 

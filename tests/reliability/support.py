@@ -24,8 +24,8 @@ from urllib.parse import unquote
 import httpx
 import sqlalchemy as sa
 
-from app.budget import format_usd
 from app.db import create_db_engine
+from app.formatting import format_usd
 from app.tables import JOBS, USAGE
 from tests.conftest import ROOT
 from tests.fake_github import FakeGitHub

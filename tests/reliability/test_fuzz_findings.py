@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.budget import parse_repo_config
+from app.repo_config import parse_repo_config
 from tests.reliability.support import REPO, build_scenario
 
 
