@@ -92,7 +92,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from app.demo import PortBusy, run_demo
+    from app.local.demo import PortBusy, run_demo
 
     configure_logging(log_format="text", level="WARNING")
     try:
@@ -199,7 +199,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     import os
 
-    from app.agent_env import CheckoutError, build_env, read_checkout, render_json, render_sh
+    from app.local.agent_env import CheckoutError, build_env, read_checkout, render_json, render_sh
 
     try:
         checkout = read_checkout()
@@ -214,7 +214,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from app.importer import run
+    from app.local.importer import run
 
     return run(args)
 
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--server", help="Tokentrail server: also export Claude Code's OTLP logs exporter settings")
     env.set_defaults(func=cmd_env)
 
-    from app.importer import add_arguments as add_import_arguments
+    from app.local.importer import add_arguments as add_import_arguments
 
     importer = commands.add_parser("import", help="upload local agent transcripts (Claude Code, Codex)")
     import_sources = importer.add_subparsers(dest="import_source", required=True, metavar="SOURCE")

@@ -19,12 +19,11 @@ from app.db import utcnow
 from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep, read_body
 from app.pricing import price_record
 from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
-from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+from app.sources import FORMATS, Format
 from app.tokens import TokenIdentity
 
 router = APIRouter(tags=["ingest"])
 
-Parser = Callable[..., ParsedBatch]
 ACTOR_HEADER = "x-tokentrail-actor"
 MAX_ACTOR_CHARS = 255
 
@@ -158,7 +157,7 @@ def _record_positions(batch: ParsedBatch) -> list[int]:
 def ingest(
     body: bytes,
     *,
-    parser: Parser,
+    format: Format,
     ndjson: bool,
     identity: TokenIdentity,
     fallback: Attribution,
@@ -167,15 +166,14 @@ def ingest(
     fallback_actor: str | None = None,
 ) -> IngestResult:
     """Parse, check, price and store one batch (runs in a worker thread: it blocks on the database)."""
-    shape = _SHAPES.get(parser)
-    if shape is not None:
-        counted = batch_size.count_items(body, shape=shape, ndjson=ndjson, limit=max_records)
+    if format.shape is not None:
+        counted = batch_size.count_items(body, shape=format.shape, ndjson=ndjson, limit=max_records)
         if counted > max_records:
             raise HTTPException(
                 status_code=413, detail=f"batch has more than {max_records} records; the limit is {max_records}"
             )
     try:
-        batch = parser(body, ndjson=ndjson)
+        batch = format.parse(body, ndjson=ndjson)
     except PayloadError as error:
         raise HTTPException(status_code=400, detail=str(error)) from None
     except RecursionError:
@@ -214,14 +212,14 @@ def header_actor(headers: Mapping[str, str]) -> str | None:
 
 
 async def _handle(
-    request: Request, parser: Parser, *, source: str, identity: TokenIdentity, factory: Any, settings: Any
+    request: Request, format: Format, *, identity: TokenIdentity, factory: Any, settings: Any
 ) -> JSONResponse:
     ndjson = body_format(request)
     body = await read_body(request, limit=settings.max_body_bytes)
     result = await run_in_threadpool(
         ingest,
         body,
-        parser=parser,
+        format=format,
         ndjson=ndjson,
         identity=identity,
         fallback=attribution_from_headers(request.headers),
@@ -229,10 +227,10 @@ async def _handle(
         factory=factory,
         max_records=settings.max_batch_records,
     )
-    metrics.RECORDS_INGESTED.inc(source, amount=result.accepted)
-    metrics.RECORDS_DUPLICATE.inc(source, amount=result.duplicates)
-    metrics.RECORDS_REJECTED.inc(source, amount=len(result.rejected))
-    metrics.RECORDS_SKIPPED.inc(source, amount=result.skipped)
+    metrics.RECORDS_INGESTED.inc(format.source, amount=result.accepted)
+    metrics.RECORDS_DUPLICATE.inc(format.source, amount=result.duplicates)
+    metrics.RECORDS_REJECTED.inc(format.source, amount=len(result.rejected))
+    metrics.RECORDS_SKIPPED.inc(format.source, amount=result.skipped)
     if result.accepted:
         request.app.state.wake_worker()
     payload = result.as_json()
@@ -242,40 +240,11 @@ async def _handle(
     return JSONResponse(payload)
 
 
-# One route per source keeps each visible in the OpenAPI schema with its own summary.
-SOURCE_ROUTES: dict[str, tuple[Parser, str]] = {
-    "/v1/usage": (canonical.parse, 'Canonical usage records (JSON array, {"records": [...]}, or NDJSON)'),
-    "/v1/ingest/litellm": (litellm.parse, "LiteLLM generic_api callback body or /spend/logs rows"),
-    "/v1/ingest/otlp/v1/logs": (otlp.parse_logs, "OTLP/HTTP JSON logs (Claude Code api_request events)"),
-    "/v1/ingest/otlp/v1/traces": (otlp.parse_traces, "OTLP/HTTP JSON traces (GenAI spans)"),
-    "/v1/ingest/claude-code": (claude_code.parse, "Claude Code transcript JSONL lines"),
-    "/v1/ingest/codex": (codex.parse, "Codex rollout JSONL"),
-    "/v1/ingest/langfuse": (langfuse.parse, "Langfuse observations (a v2 API page or an array)"),
-    "/v1/ingest/portkey": (portkey.parse, "Portkey log export rows or gateway log bodies"),
-    "/v1/ingest/helicone": (helicone.parse, "Helicone query-API rows"),
-}
-
-
-# How each parser's items are laid out, for counting them before parsing (a parser missing here is counted
-# after parsing only).
-_SHAPES: dict[Parser, batch_size.Shape] = {
-    canonical.parse: batch_size.Shape.ITEMS,
-    litellm.parse: batch_size.Shape.ITEMS,
-    langfuse.parse: batch_size.Shape.ITEMS,
-    portkey.parse: batch_size.Shape.ITEMS,
-    helicone.parse: batch_size.Shape.ITEMS,
-    otlp.parse_logs: batch_size.Shape.OTLP_LOGS,
-    otlp.parse_traces: batch_size.Shape.OTLP_TRACES,
-    claude_code.parse: batch_size.Shape.TRANSCRIPT,
-    codex.parse: batch_size.Shape.TRANSCRIPT,
-}
-
-
-def _make_endpoint(parser: Parser, source: str) -> Callable[..., Any]:
+def _make_endpoint(format: Format) -> Callable[..., Any]:
     async def endpoint(
         request: Request, identity: IdentityDep, factory: SessionFactoryDep, settings: SettingsDep
     ) -> JSONResponse:
-        return await _handle(request, parser, source=source, identity=identity, factory=factory, settings=settings)
+        return await _handle(request, format, identity=identity, factory=factory, settings=settings)
 
     return endpoint
 
@@ -342,21 +311,21 @@ _RECORDS = {"type": "array", "items": _CANONICAL_RECORD}
 _NDJSON = {"application/x-ndjson": {"schema": {"type": "string"}}}
 
 
-def _request_body(path: str) -> dict[str, Any]:
-    if path == "/v1/usage":
+def _request_body(format: Format) -> dict[str, Any]:
+    if format.path == "/v1/usage":
         wrapped = {"type": "object", "required": ["records"], "properties": {"records": _RECORDS}}
         return {"required": True, "content": {**_json({"anyOf": [_RECORDS, wrapped]}), **_NDJSON}}
     content = _json({"description": "the source's own payload (see the summary)"})
-    return {"required": True, "content": {**content, **_NDJSON} if path.endswith(("claude-code", "codex")) else content}
+    return {"required": True, "content": {**content, **_NDJSON} if format.ndjson else content}
 
 
-for _path, (_parser, _summary) in SOURCE_ROUTES.items():
-    _source = "api" if _path == "/v1/usage" else _path.split("/")[3]  # the metrics label
+# One route per format keeps each visible in the OpenAPI schema with its own summary.
+for _format in FORMATS:
     router.add_api_route(
-        _path,
-        _make_endpoint(_parser, _source),
+        _format.path,
+        _make_endpoint(_format),
         methods=["POST"],
-        summary=_summary,
+        summary=_format.summary,
         responses=_INGEST_RESPONSES,
-        openapi_extra={"requestBody": _request_body(_path)},
+        openapi_extra={"requestBody": _request_body(_format)},
     )

@@ -10,7 +10,7 @@ message id), sidechain (sub-agent) calls, summaries and file-history snapshots. 
 (worker off) on a fresh database and runs `python -m app.cli import claude-code <folder> --server … --token …` as
 a subprocess, sampling its peak resident set (VmHWM every 20 ms, and the exact ru_maxrss from wait4).
 
-Ceiling, same run: the peak RSS of `python -c 'import app.importer'` (the interpreter and every module the
+Ceiling, same run: the peak RSS of `python -c 'import app.local.importer'` (the interpreter and every module the
 importer loads): what any import costs before reading a single line. The last line is `import: peak RSS <a> MB
 for <n> lines (<r> lines/s); bare interpreter with imports <b> MB; ratio <a/b>`; the target is < 250 MB.
 """
@@ -209,9 +209,9 @@ def main() -> None:
         migrate(database_url)
         token = make_tokens(database_url, ["acme"])["acme"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENTRAIL_")}
-        bare_status, _seconds, bare_kib = run_measured([sys.executable, "-c", "import app.importer"], env=env)
+        bare_status, _seconds, bare_kib = run_measured([sys.executable, "-c", "import app.local.importer"], env=env)
         if bare_status != 0:
-            raise RuntimeError("python -c 'import app.importer' failed")
+            raise RuntimeError("python -c 'import app.local.importer' failed")
         with server(database_url, folder / "server.log") as url:
             argv = [sys.executable, "-m", "app.cli", "import", "claude-code", str(folder / "home" / "projects")]
             argv += ["--server", url, "--token", token]

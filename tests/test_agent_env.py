@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.agent_env import (
+from app.local.agent_env import (
     Checkout,
     build_env,
     merge_header_lines,

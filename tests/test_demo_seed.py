@@ -7,8 +7,8 @@ import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from app.demo_seed import ORG, REPOS, build_seed, plan_pulls
 from app.events import PullRequestEvent, parse_event
+from app.local.demo_seed import ORG, REPOS, build_seed, plan_pulls
 from app.sources import claude_code, codex, litellm, otlp
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)

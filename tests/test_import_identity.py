@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.importer import ACTOR_HEADER, IdentityResolver
+from app.local.importer import IdentityResolver
+from app.local.upload import ACTOR_HEADER
 from tests.conftest import LiveServer
 from tests.test_agent_env import make_repo
 from tests.test_importer import claude_session, codex_rollout, write_jsonl

@@ -17,17 +17,10 @@ import httpx
 import pytest
 
 from app.cli import main
-from app.importer import (
-    SOURCES,
-    Chunk,
-    CodexChunker,
-    Importer,
-    Outcome,
-    Progress,
-    SourceKind,
-    Totals,
-    claude_code_line,
-)
+from app.local.importer import Importer
+from app.local.progress import Progress, Totals
+from app.local.transcripts import SOURCES, Chunk, CodexChunker, SourceKind, claude_code_line
+from app.local.upload import Outcome
 from app.records import UsageRecord
 from app.sources import claude_code, codex
 from tests.conftest import ROOT, LiveServer, free_port

@@ -11,7 +11,7 @@ from pathlib import Path
 PURE = [
     "app.records",
     "app.attribution",
-    "app.agent_env",
+    "app.local.agent_env",
     "app.parsing",
     "app.batch_size",
     "app.events",
@@ -25,7 +25,7 @@ PURE = [
     "app.pages",
     "app.periods",
     "app.origin",
-    "app.demo_seed",
+    "app.local.demo_seed",
     "app.pricing",
     "app.money",
     "app.charts",

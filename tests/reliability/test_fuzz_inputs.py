@@ -26,7 +26,7 @@ from app.attribution import attribution_from_headers
 from app.events import Event, Ignored, parse_event
 from app.ingest import IngestResult, ingest
 from app.records import ParsedBatch, PayloadError
-from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+from app.sources import FORMATS, canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
 from app.tokens import TokenIdentity
 from tests.conftest import FIXTURES
 from tests.github_payloads import webhook_headers
@@ -237,7 +237,7 @@ def test_the_ingest_function_answers_only_4xx(source: str, data: st.DataObject, 
     try:
         result = ingest(
             body,
-            parser=parser,
+            format=next(f for f in FORMATS if f.parse is parser),
             ndjson=ndjson,
             identity=TokenIdentity(owner="acme"),
             fallback=attribution_from_headers({"x-vcs-repository-url-full": "https://github.com/acme/widgets"}),

@@ -1,6 +1,6 @@
 """`tokentrail demo`: a complete local scenario in dry-run mode on SQLite.
 
-Starts the real server, replays the demo history (app.demo_seed) through its HTTP endpoints exactly as GitHub
+Starts the real server, replays the demo history (app.local.demo_seed) through its HTTP endpoints exactly as GitHub
 and the gateways would send it, waits for the worker to match everything and render every comment, then prints
 where to look and keeps serving until interrupted. Each run starts from a fresh database file.
 """
@@ -20,7 +20,8 @@ import httpx
 import uvicorn
 
 from app.db import create_db_engine, make_sessionmaker, migrate, session_scope
-from app.demo_seed import ORG, REPOS, Request, build_seed
+from app.local.demo_seed import ORG, REPOS, build_seed
+from app.local.demo_usage import Request
 from app.main import create_app
 from app.ports import busy_port_message, is_port_free
 from app.settings import Settings
