@@ -30,11 +30,16 @@ class Shape(Enum):
     TRANSCRIPT = "transcript"  # JSON lines, or a JSON array of line objects
     OTLP_LOGS = "otlp-logs"  # resourceLogs[].scopeLogs[].logRecords[], one request or one a line
     OTLP_TRACES = "otlp-traces"  # resourceSpans[].scopeSpans[].spans[]
+    OTLP_METRICS = "otlp-metrics"  # resourceMetrics[].scopeMetrics[].metrics[].{sum,gauge,…}.dataPoints[]
 
 
-_OTLP_PATHS = {
+# A level is an array of objects, or (a tuple of names) an object member of one of those names.
+_Level = str | tuple[str, ...]
+_METRIC_KINDS = ("sum", "gauge", "histogram", "exponentialHistogram", "summary")
+_OTLP_PATHS: dict[Shape, tuple[_Level, ...]] = {
     Shape.OTLP_LOGS: ("resourceLogs", "scopeLogs", "logRecords"),
     Shape.OTLP_TRACES: ("resourceSpans", "scopeSpans", "spans"),
+    Shape.OTLP_METRICS: ("resourceMetrics", "scopeMetrics", "metrics", _METRIC_KINDS, "dataPoints"),
 }
 
 
@@ -136,16 +141,22 @@ class _Walker:
                 self.skip_value()
         self.counter.add(next((counts[key] for key in _WRAPPER_KEYS if key in counts), 1))
 
-    def otlp_request(self, keys: tuple[str, ...]) -> None:
+    def otlp_request(self, keys: tuple[_Level, ...]) -> None:
         self.skip()
         if self.peek() != "{":
             raise _Unreadable
         self.otlp_level(keys)
 
-    def otlp_level(self, keys: tuple[str, ...]) -> None:
-        """At an object whose `keys[0]` array holds the next level's objects, or at the last level the items."""
+    def otlp_level(self, keys: tuple[_Level, ...]) -> None:
+        """At an object whose `keys[0]` array holds the next level's objects, or at the last level the items; a
+        tuple `keys[0]` names object members that hold the next level (a metric's `sum`, `histogram`, …)."""
         for key in self.members():
-            if key != keys[0] or self.peek() != "[":
+            if isinstance(keys[0], tuple):
+                if key in keys[0] and self.peek() == "{":
+                    self.otlp_level(keys[1:])
+                else:
+                    self.skip_value()
+            elif key != keys[0] or self.peek() != "[":
                 self.skip_value()
             elif len(keys) == 1:
                 self.count_elements()

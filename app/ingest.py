@@ -11,15 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app import batch_size, metrics, store
+from app.agent_state import BatchState, fill_commits
 from app.attribution import Attribution, attribution_from_headers
 from app.db import utcnow
 from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep, read_body
 from app.pricing import price_record
 from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
-from app.sources import FORMATS, Format
+from app.sources import FORMATS, Format, otlp_proto
 from app.tokens import TokenIdentity
 
 router = APIRouter(tags=["ingest"])
@@ -34,23 +35,30 @@ _ACCEPTED = "JSON (application/json) or NDJSON (application/x-ndjson)"
 
 
 def body_format(request: Request) -> bool:
-    """Whether the body is NDJSON (True) or JSON (False), from its Content-Type; 415 for any other type.
-
-    Standard OTLP/HTTP exporters send protobuf by default; reading it as JSON gave a 400 about UTF-8 that hid
-    the cause, so it is named instead.
-    """
+    """Whether the body is NDJSON (True) or JSON (False), from its Content-Type; 415 for any other type."""
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in _JSON_TYPES or media_type.endswith("+json"):
         return False
     if any(mark in media_type.rpartition("/")[2] for mark in _NDJSON_MARKS):
         return True
-    if "protobuf" in media_type:
-        detail = f"protobuf bodies ({media_type}) are not supported yet: send {_ACCEPTED}"
-        if "/otlp/" in request.url.path:
-            detail += "; OTLP exporters do with OTEL_EXPORTER_OTLP_PROTOCOL=http/json"
-        raise HTTPException(status_code=415, detail=detail)
-    raise HTTPException(status_code=415, detail=f"unsupported content type {content_type.strip()!r}: send {_ACCEPTED}")
+    accepted = _ACCEPTED + (", or OTLP protobuf (application/x-protobuf)" if "/otlp/" in request.url.path else "")
+    raise HTTPException(status_code=415, detail=f"unsupported content type {content_type.strip()!r}: send {accepted}")
+
+
+def is_protobuf(request: Request, format: Format) -> bool:
+    """An OTLP/HTTP protobuf body (`application/x-protobuf`, what OTLP exporters send by default)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return format.otlp_signal is not None and media_type in {otlp_proto.MEDIA_TYPE, "application/protobuf"}
+
+
+def wants_protobuf(request: Request, *, protobuf_body: bool) -> bool:
+    """Answer with an `Export*ServiceResponse`: when asked for by Accept, or for a protobuf request that did not
+    ask for JSON (OTLP/HTTP: the response uses the request's encoding)."""
+    accept = request.headers.get("accept", "").lower()
+    if otlp_proto.MEDIA_TYPE in accept:
+        return True
+    return protobuf_body and "json" not in accept
 
 
 @dataclass(slots=True)
@@ -164,9 +172,21 @@ def ingest(
     factory: Any,
     max_records: int,
     fallback_actor: str | None = None,
+    protobuf: bool = False,
 ) -> IngestResult:
     """Parse, check, price and store one batch (runs in a worker thread: it blocks on the database)."""
-    if format.shape is not None:
+    if protobuf and format.otlp_signal is not None:
+        # Decoded, counted against the limit before any item is converted, then read as its OTLP/JSON document.
+        try:
+            message = otlp_proto.decode(body, format.otlp_signal)
+        except PayloadError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
+        if otlp_proto.count_items(message, format.otlp_signal) > max_records:
+            raise HTTPException(
+                status_code=413, detail=f"batch has more than {max_records} records; the limit is {max_records}"
+            )
+        body, ndjson = otlp_proto.to_json(message), False
+    elif format.shape is not None:
         counted = batch_size.count_items(body, shape=format.shape, ndjson=ndjson, limit=max_records)
         if counted > max_records:
             raise HTTPException(
@@ -187,12 +207,16 @@ def ingest(
     if fallback_actor is not None:
         batch.records = [r if r.actor else replace(r, actor=fallback_actor) for r in batch.records]
     admitted = admit(batch, owner=owner, fallback=fallback, now=utcnow(), check_text=check_text)
+    state = None
+    if batch.cumulative or batch.commits or format.otlp_signal is not None:
+        state = BatchState(owner, batch.cumulative, fill_commits(batch.commits, fallback))
     written = store.store_usage(
         factory,
         records=admitted.records,
         prices=admitted.prices,
         owner=owner,
         share_upstream=identity.share_upstream,
+        prepare=state.prepare if state is not None and (admitted.records or batch.commits) else None,
     )
     return IngestResult(
         accepted=written.accepted,
@@ -213,8 +237,9 @@ def header_actor(headers: Mapping[str, str]) -> str | None:
 
 async def _handle(
     request: Request, format: Format, *, identity: TokenIdentity, factory: Any, settings: Any
-) -> JSONResponse:
-    ndjson = body_format(request)
+) -> Response:
+    protobuf = is_protobuf(request, format)
+    ndjson = False if protobuf else body_format(request)
     body = await read_body(request, limit=settings.max_body_bytes)
     result = await run_in_threadpool(
         ingest,
@@ -226,6 +251,7 @@ async def _handle(
         fallback_actor=header_actor(request.headers),
         factory=factory,
         max_records=settings.max_batch_records,
+        protobuf=protobuf,
     )
     metrics.RECORDS_INGESTED.inc(format.source, amount=result.accepted)
     metrics.RECORDS_DUPLICATE.inc(format.source, amount=result.duplicates)
@@ -234,16 +260,21 @@ async def _handle(
     if result.accepted:
         request.app.state.wake_worker()
     payload = result.as_json()
+    status = 200
     if result.rejected and result.accepted == 0 and result.duplicates == 0 and result.skipped == 0:
         payload["detail"] = "no record of the batch could be accepted"
-        return JSONResponse(payload, status_code=422)
-    return JSONResponse(payload)
+        status = 422
+    if format.otlp_signal is not None and wants_protobuf(request, protobuf_body=protobuf):
+        first = "; ".join(f"{r['index']}: {r['error']}" for r in payload["rejected"][:3])
+        answer = otlp_proto.export_response(format.otlp_signal, rejected=len(result.rejected), error_message=first)
+        return Response(answer, status_code=status, media_type=otlp_proto.MEDIA_TYPE)
+    return JSONResponse(payload, status_code=status)
 
 
 def _make_endpoint(format: Format) -> Callable[..., Any]:
     async def endpoint(
         request: Request, identity: IdentityDep, factory: SessionFactoryDep, settings: SettingsDep
-    ) -> JSONResponse:
+    ) -> Response:
         return await _handle(request, format, identity=identity, factory=factory, settings=settings)
 
     return endpoint
@@ -277,8 +308,8 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token", "content": _json(ERROR_SCHEMA)},
     413: {"description": "Body over 10 MB or batch over 10,000 records", "content": _json(ERROR_SCHEMA)},
     415: {
-        "description": "Content-Type other than JSON or NDJSON (protobuf is not supported yet), or Content-Encoding "
-        "other than gzip or deflate",
+        "description": "Content-Type other than JSON or NDJSON (or, on the OTLP routes, application/x-protobuf), or "
+        "Content-Encoding other than gzip or deflate",
         "content": _json(ERROR_SCHEMA),
     },
     422: {"description": "No record of the batch could be accepted", "content": _json(_RESULT_SCHEMA)},
@@ -316,6 +347,8 @@ def _request_body(format: Format) -> dict[str, Any]:
         wrapped = {"type": "object", "required": ["records"], "properties": {"records": _RECORDS}}
         return {"required": True, "content": {**_json({"anyOf": [_RECORDS, wrapped]}), **_NDJSON}}
     content = _json({"description": "the source's own payload (see the summary)"})
+    if format.otlp_signal is not None:
+        content[otlp_proto.MEDIA_TYPE] = {"schema": {"type": "string", "format": "binary"}}
     return {"required": True, "content": {**content, **_NDJSON} if format.ndjson else content}
 
 

@@ -94,6 +94,27 @@ class Rejection:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class CumulativePoint:
+    """A point of a cumulative sum: `value` (held in the record's `field`) is the total since `start_nanos`.
+    What it adds is known only against the series' previous point, so the store turns it into a delta."""
+
+    series: str  # owner-independent key of the series (metric, resource and point attributes)
+    start_nanos: int
+    time_nanos: int
+    value: Decimal
+    field: str  # the UsageRecord field that holds the value: cost_usd or a token count
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCommit:
+    """A successful `git commit` of an agent session: from `at` on, the session works on this branch."""
+
+    session_id: str
+    at: datetime
+    attribution: Attribution  # the repository (when known), branch and commit
+
+
 @dataclass(slots=True)
 class ParsedBatch:
     records: list[UsageRecord] = field(default_factory=list)
@@ -103,6 +124,10 @@ class ParsedBatch:
     skipped: int = 0
     # Payload index of each record, parallel to `records`, so later checks (tenancy) can reject by index too.
     positions: list[int] = field(default_factory=list)
+    # OTLP metrics sent with cumulative temporality: record id -> its point, turned into a delta when stored.
+    cumulative: dict[str, CumulativePoint] = field(default_factory=dict)
+    # Claude Code's `git commit` tool results: the branch each session is on from then on.
+    commits: list[SessionCommit] = field(default_factory=list)
 
     def add(self, index: int, record: UsageRecord) -> None:
         self.records.append(record)

@@ -16,7 +16,7 @@ shape) pay for none of the call bookkeeping.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -129,6 +129,8 @@ class _Batch:
     seen: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     fills: dict[int, _Fill] = field(default_factory=dict)  # stored pk -> what its duplicates add
     repos: set[str] = field(default_factory=set)  # repositories whose matching must run
+    # Reads and updates state of earlier batches first, in this transaction (app.agent_state: OTLP sessions, series).
+    prepare: Callable[[Session, list[tuple[UsageRecord, Priced]]], Any] | None = None
 
 
 def _dedupe_calls_in_batch(batch: _Batch) -> None:
@@ -282,6 +284,9 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
 
 def _write_batch(session: Session, batch: _Batch) -> int:
     """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
+    if batch.prepare is not None:
+        prepared = batch.prepare(session, batch.items)
+        batch.items, batch.repos = prepared.items, batch.repos | prepared.repos
     sqlite = session.get_bind().dialect.name == "sqlite"
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
@@ -370,17 +375,19 @@ def store_usage(
     owner: str,
     share_upstream: bool = False,
     prices: Sequence[Priced] | None = None,
+    prepare: Callable[[Session, list[tuple[UsageRecord, Priced]]], Any] | None = None,
 ) -> Written:
     """Store one owner's batch durably; returns how many records were written and how many were duplicates.
 
     `prices` are the records' (cost, reported) when the caller already priced them (ingest checks the computed
-    cost against the limits first); otherwise they are priced here.
+    cost against the limits first); otherwise they are priced here. `prepare` sees the batch in the transaction
+    before it is written, and may change it (`app.agent_state`); it runs even for a batch without records.
     """
-    if not records:
+    if not records and prepare is None:
         return Written(accepted=0, duplicates=0)
     priced = list(prices) if prices is not None else [price_record(record) for record in records]
     unique = _keep_largest(zip(records, priced, strict=True))
-    batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique)
+    batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique, prepare=prepare)
     _dedupe_calls_in_batch(batch)
     if factory.kw["bind"].dialect.name == "sqlite":
         accepted = _group_for(factory).submit(factory, _Pending(batch=batch))

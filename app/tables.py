@@ -20,6 +20,8 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 USAGE = _table(models.Usage)
 USAGE_CALLS = _table(models.UsageCall)
+METRIC_SERIES = _table(models.MetricSeries)
+AGENT_SESSIONS = _table(models.AgentSession)
 TOKENS = _table(models.IngestToken)
 DASHBOARD_SESSIONS = _table(models.DashboardSession)
 INSTALLATIONS = _table(models.Installation)

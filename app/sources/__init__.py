@@ -24,11 +24,12 @@ class Format:
     shape: Shape | None  # how to count its items before parsing (None: counted after parsing only)
     summary: str  # the OpenAPI summary
     ndjson: bool = False  # whether the OpenAPI schema lists an NDJSON body
+    otlp_signal: str | None = None  # an OTLP/HTTP route (logs, traces, metrics): it also reads protobuf bodies
 
 
 def _formats() -> tuple[Format, ...]:
     # Imported here so that `app.sources.<format>` modules may import from this package without a cycle.
-    from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+    from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, otlp_metrics, portkey
 
     return (
         Format(
@@ -51,14 +52,24 @@ def _formats() -> tuple[Format, ...]:
             "otlp",
             otlp.parse_logs,
             Shape.OTLP_LOGS,
-            "OTLP/HTTP JSON logs (Claude Code api_request events)",
+            "OTLP/HTTP logs, JSON or protobuf (Claude Code api_request events)",
+            otlp_signal="logs",
         ),
         Format(
             "/v1/ingest/otlp/v1/traces",
             "otlp",
             otlp.parse_traces,
             Shape.OTLP_TRACES,
-            "OTLP/HTTP JSON traces (GenAI spans)",
+            "OTLP/HTTP traces, JSON or protobuf (GenAI spans)",
+            otlp_signal="traces",
+        ),
+        Format(
+            "/v1/ingest/otlp/v1/metrics",
+            "otlp-metrics",
+            otlp_metrics.parse,
+            Shape.OTLP_METRICS,
+            "OTLP/HTTP metrics, JSON or protobuf (claude_code.cost.usage and token.usage, gen_ai.client.token.usage)",
+            otlp_signal="metrics",
         ),
         Format(
             "/v1/ingest/claude-code",

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from app.parsing import to_datetime, to_decimal, to_int
-from app.records import ParsedBatch, UsageRecord
+from app.records import ParsedBatch, SessionCommit, UsageRecord
 from app.sources.otlp_json import (
     Item,
     attribution_of,
@@ -26,10 +27,10 @@ from app.sources.otlp_json import (
     hex_id,
     lookup,
     nanos_time,
-    parse_items,
     read_attribute,
     read_items,
     text_of,
+    vcs_attribution,
 )
 
 _T = TypeVar("_T")
@@ -38,6 +39,9 @@ _HEX = frozenset("0123456789abcdef")
 # Claude Code names the event "api_request" in `event.name` and "claude_code.api_request" in the body
 # (and newer SDKs in the LogRecord's own `eventName`).
 _API_REQUEST = {"api_request", "claude_code.api_request"}
+_TOOL_RESULT = {"tool_result", "claude_code.tool_result"}
+_LOG_KEYS = ("resourceLogs", "scopeLogs", "logRecords")
+_MICROS = Decimal(1_000_000)
 # GenAI semconv names (current first, then the deprecated spellings still emitted by older instrumentations).
 _INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 _OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
@@ -53,7 +57,51 @@ _AGGREGATES = {"invoke_agent", "invoke_workflow", "execute_tool", "create_agent"
 
 
 def parse_logs(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
-    return parse_items(body, ndjson, ("resourceLogs", "scopeLogs", "logRecords"), _log_record)
+    """Claude Code `api_request` events are usage; its `git commit` tool results say which branch the session is
+    on from then on (`ParsedBatch.commits`, applied by the store to that session's later records)."""
+    batch = ParsedBatch()
+
+    def convert(item: Item, attributes: dict[str, Any]) -> UsageRecord | None:
+        commit = _session_commit(item, attributes)
+        if commit is not None:
+            batch.commits.append(commit)
+            return None  # no usage in it: counted as skipped
+        return _log_record(item, attributes)
+
+    return convert_all(read_items(body, ndjson, _LOG_KEYS, batch), "logRecord", convert, batch)
+
+
+def _event_time(item: Item, attributes: dict[str, Any]) -> datetime | None:
+    record = item.value
+    timestamp = nanos_time(record.get("timeUnixNano"), "timeUnixNano")
+    if timestamp is None and attributes.get("event.timestamp") is not None:
+        try:
+            timestamp = to_datetime(attributes["event.timestamp"])
+        except ValueError as error:
+            raise ValueError(f"event.timestamp: {error}") from None
+    return timestamp or nanos_time(record.get("observedTimeUnixNano"), "observedTimeUnixNano")
+
+
+def _session_commit(item: Item, attributes: dict[str, Any]) -> SessionCommit | None:
+    """A successful `git commit` tool result (Claude Code with OTEL_LOG_TOOL_DETAILS=1 puts the commit's
+    `vcs.ref.head.revision` and `vcs.ref.head.name` on it; a detached HEAD has no name, so nothing to follow)."""
+    names = (
+        attributes.get("event.name"),
+        item.value.get("eventName"),
+        get_field(item.value.get("body"), "stringValue"),
+    )
+    if not any(isinstance(name, str) and name in _TOOL_RESULT for name in names):
+        return None
+    if str(attributes.get("success", "true")).lower() != "true" or text_of(attributes.get("vcs.ref.head.name")) is None:
+        return None
+    session = text_of(lookup(item, attributes, "session.id"))
+    timestamp = _event_time(item, attributes)
+    if session is None or timestamp is None:
+        return None
+    attribution = vcs_attribution(attributes).filled_from(attribution_of(item, {}))
+    if attribution.branch is None:
+        return None
+    return SessionCommit(session_id=session, at=timestamp, attribution=attribution)
 
 
 def parse_traces(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
@@ -78,13 +126,7 @@ def _log_record(item: Item, attributes: dict[str, Any]) -> UsageRecord | None:
     model = text_of(attributes.get("model"))
     if model is None:
         raise ValueError("model attribute is missing")
-    timestamp = nanos_time(record.get("timeUnixNano"), "timeUnixNano")
-    if timestamp is None and attributes.get("event.timestamp") is not None:
-        try:
-            timestamp = to_datetime(attributes["event.timestamp"])
-        except ValueError as error:
-            raise ValueError(f"event.timestamp: {error}") from None
-    timestamp = timestamp or nanos_time(record.get("observedTimeUnixNano"), "observedTimeUnixNano")
+    timestamp = _event_time(item, attributes)
     if timestamp is None:
         raise ValueError("timeUnixNano, event.timestamp and observedTimeUnixNano are all missing")
     session = text_of(lookup(item, attributes, "session.id"))
@@ -111,13 +153,21 @@ def _log_record(item: Item, attributes: dict[str, Any]) -> UsageRecord | None:
         cache_read_tokens=read_attribute(attributes, ("cache_read_tokens",), to_int),
         cache_write_tokens=read_attribute(attributes, ("cache_creation_tokens",), to_int),
         output_tokens=read_attribute(attributes, ("output_tokens",), to_int),
-        cost_usd=read_attribute(attributes, ("cost_usd",), to_decimal),
+        cost_usd=_event_cost(attributes),
         attribution=attribution_of(item, attributes),
         actor=text_of(lookup(item, attributes, "user.email", "user.id")),
         agent="claude-code",
         session_id=session,
         call_ids=tuple(i for i in (text_of(attributes.get("request_id")),) if i),
     )
+
+
+def _event_cost(attributes: dict[str, Any]) -> Decimal | None:
+    # `cost_usd_micros` is the exact integer form of the float `cost_usd`: preferred where present.
+    micros = read_attribute(attributes, ("cost_usd_micros",), to_decimal)
+    if micros is not None:
+        return micros / _MICROS
+    return read_attribute(attributes, ("cost_usd",), to_decimal)
 
 
 def _span_key(span: Any) -> tuple[str, str] | None:

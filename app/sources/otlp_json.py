@@ -218,9 +218,19 @@ def text_of(value: Any) -> str | None:
     return None
 
 
+def _repository(attributes: dict[str, Any]) -> Any:
+    """`vcs.repository.url.full`, else `vcs.owner.name` + `vcs.repository.name` (Claude Code omits the URL when
+    its remote is not URL-shaped, and other emitters may send the names alone)."""
+    url = first(attributes, ("vcs.repository.url.full",))
+    if url is not None:
+        return url
+    owner, name = text_of(attributes.get("vcs.owner.name")), text_of(attributes.get("vcs.repository.name"))
+    return f"{owner}/{name}" if owner and name else None
+
+
 def vcs_attribution(attributes: dict[str, Any]) -> Attribution:
     return Attribution.parse(
-        repo=first(attributes, ("vcs.repository.url.full",)),
+        repo=_repository(attributes),
         branch=first(attributes, ("vcs.ref.head.name", "vcs.repository.ref.name")),
         commit=first(attributes, ("vcs.ref.head.revision", "vcs.repository.ref.revision")),
         pr=first(attributes, ("vcs.change.id", "vcs.repository.change.id")),
