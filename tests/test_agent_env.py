@@ -268,8 +268,8 @@ def test_server_adds_the_otlp_exporter_and_reads_the_token_at_eval_time(repo: Pa
     assert "tt_secret" not in result.stdout  # never printed
     script = (
         f'cd {sh_quote(str(repo))} && eval "$({sys.executable} -m app.cli env --server https://tt.example.com/)" '
-        '&& printf "%s|%s|%s" "$OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" "$OTEL_EXPORTER_OTLP_LOGS_HEADERS" '
-        '"$CLAUDE_CODE_ENABLE_TELEMETRY"'
+        '&& printf "%s|%s|%s|%s|%s" "$OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" "$OTEL_EXPORTER_OTLP_LOGS_HEADERS" '
+        '"$CLAUDE_CODE_ENABLE_TELEMETRY" "$OTEL_EXPORTER_OTLP_LOGS_PROTOCOL" "$OTEL_METRICS_INCLUDE_REPOSITORY"'
     )
     evaluated = subprocess.run(
         ["bash", "-c", script],
@@ -279,7 +279,10 @@ def test_server_adds_the_otlp_exporter_and_reads_the_token_at_eval_time(repo: Pa
         timeout=60,
         check=True,
     )
-    assert evaluated.stdout == ("https://tt.example.com/v1/ingest/otlp/v1/logs|Authorization=Bearer%20tt_secret|1")
+    # Protobuf, the exporters' default, which Tokentrail reads; Claude Code's own vcs.* attributes switched on.
+    assert evaluated.stdout == (
+        "https://tt.example.com/v1/ingest/otlp/v1/logs|Authorization=Bearer%20tt_secret|1|http/protobuf|true"
+    )
 
 
 # --- pure functions ---------------------------------------------------------------------------------------------

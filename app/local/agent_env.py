@@ -8,12 +8,13 @@ one thin reader of git (a subprocess, isolated in `_git`). The output is meant f
   the gateway headers (LiteLLM, Portkey, Helicone); header lines the user already had there are kept.
 - ``OTEL_RESOURCE_ATTRIBUTES`` (W3C-baggage style ``key=value,…``, values percent-encoded) with the ``vcs.*``
   attributes, merged into the existing value: other keys are kept, ours replaced, never duplicated.
+- ``OTEL_METRICS_INCLUDE_REPOSITORY=true``: Claude Code (2.1.269+) puts its own ``vcs.*`` attributes on its
+  metrics and events; with ``--server``, its OTLP logs exporter too (``http/protobuf``, which Tokentrail reads).
 - ``TOKENTRAIL_VCS_*`` helper variables, and the gateway header values as variables, for tools that map headers to
   environment variables (Codex ``env_http_headers``, shown as a ``config.toml`` snippet in a comment).
 
 A value that does not apply (no branch on a detached HEAD, no commit in an empty repository) is *unset* rather
-than left over from an earlier `eval` in another checkout.
-"""
+than left over from an earlier `eval` in another checkout."""
 
 from __future__ import annotations
 
@@ -178,9 +179,7 @@ HEADER_VARIABLES: dict[str, str] = {
 def _header_safe(value: str | None) -> str | None:
     """A value an HTTP client sends as is: printable ASCII. Node (Claude Code) refuses other header values, so a
     branch named in another script travels only inside the JSON headers, where it is escaped."""
-    if value is None or not value or any(not (" " <= c <= "~") for c in value):
-        return None
-    return value
+    return None if not value or any(not (" " <= c <= "~") for c in value) else value
 
 
 def _metadata(checkout: Checkout) -> dict[str, str]:
@@ -315,6 +314,7 @@ def build_env(
         "OTEL_RESOURCE_ATTRIBUTES": merge_otel_resource_attributes(
             environ.get("OTEL_RESOURCE_ATTRIBUTES"), otel_attributes(checkout)
         ),
+        "OTEL_METRICS_INCLUDE_REPOSITORY": "true",
         VAR_REPO: checkout.repo,
         VAR_URL: checkout.url,
         VAR_BRANCH: _header_safe(checkout.branch),
@@ -332,7 +332,7 @@ def build_env(
             {
                 "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
                 "OTEL_LOGS_EXPORTER": "otlp",
-                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/json",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
                 "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"{base}/v1/ingest/otlp/v1/logs",
             }
         )
