@@ -2,10 +2,9 @@
 docs/recipes/otel.env, and `opentelemetry-instrument` (the SDK's own zero-code set-up) to read them.
 
 OpenTelemetry Python ships an OTLP/HTTP JSON exporter, `opentelemetry-exporter-otlp-json-http` (registered as
-`otlp_json_http`); its standard `otlp` exporter sends protobuf, which Tokentrail refuses with a 415 that names JSON
-until protobuf is supported. The endpoint rules the README explains are checked here too: the base endpoint gets the
-signal paths appended by the SDK, the per-signal variables take full paths, and a full path in the base endpoint
-is a 404 that stores nothing.
+`otlp_json_http`); its standard `otlp` exporter sends protobuf, which Tokentrail reads too. The endpoint rules the
+README explains are checked here too: the base endpoint gets the signal paths appended by the SDK, the per-signal
+variables take full paths, and a full path in the base endpoint is a 404 that stores nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from app.money import to_nanousd
 from tests.clients.conftest import (
@@ -117,35 +119,33 @@ def test_a_full_signal_path_in_the_base_endpoint_is_a_404_that_stores_nothing(
     assert stored() == {}
 
 
-def test_default_protobuf_exporters_are_refused_with_415_naming_json_until_protobuf_lands(
+def test_default_protobuf_exporters_deliver_spans_and_logs(
     shell: Shell, recording_proxy: RecordingProxy, token: str, stored: Any, tmp_path: Path
 ) -> None:
-    """The SDK's standard exporters (`otlp` over `http/protobuf`) with the recipe's endpoint and headers.
-
-    Until Tokentrail reads protobuf, each batch gets a 415 whose detail says to send JSON (an exporter logs only
-    the status line, so the answers are read at a pass-through in front of the server). When protobuf support
-    lands, this becomes the protobuf success test: `assert_span_and_event_stored(shell, ids, stored)` and no
-    export failures, as in the JSON test above."""
-    run, _ = export(
+    """The SDK's standard exporters (`otlp` over `http/protobuf`, gzip-compressed) with the recipe's endpoint and
+    headers: each batch is stored, and answered with the OTLP export response (read at a pass-through in front of
+    the server, since an exporter logs only failures)."""
+    run, ids = export(
         shell,
         recording_proxy.url,
         token,
         tmp_path,
         then=(
             "export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
+            "export OTEL_EXPORTER_OTLP_COMPRESSION=gzip\n"
             "export OTEL_TRACES_EXPORTER=otlp\n"
             "export OTEL_LOGS_EXPORTER=otlp"
         ),
     )
     run.check()
+    assert export_failures(run) == []
     exchanges = sorted(recording_proxy.exchanges, key=lambda exchange: exchange.path)
-    assert [(exchange.path, exchange.content_type) for exchange in exchanges] == [
-        ("/v1/ingest/otlp/v1/logs", "application/x-protobuf"),
-        ("/v1/ingest/otlp/v1/traces", "application/x-protobuf"),
+    assert [(exchange.path, exchange.content_type, exchange.status) for exchange in exchanges] == [
+        ("/v1/ingest/otlp/v1/logs", "application/x-protobuf", 200),
+        ("/v1/ingest/otlp/v1/traces", "application/x-protobuf", 200),
     ]
-    for exchange in exchanges:
-        assert exchange.status == 415, exchange
-        detail = json.loads(exchange.answer)["detail"]
-        assert isinstance(detail, str) and "json" in detail.lower(), detail
-    assert [status for status, _ in export_failures(run)] == [415, 415]
-    assert stored() == {}
+    logs, traces = (exchange.answer for exchange in exchanges)
+    # Everything was accepted: no partial_success in either answer.
+    assert not ExportLogsServiceResponse.FromString(logs).HasField("partial_success")
+    assert not ExportTraceServiceResponse.FromString(traces).HasField("partial_success")
+    assert_span_and_event_stored(shell, ids, stored)
