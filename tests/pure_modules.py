@@ -36,6 +36,8 @@ PURE = [
     "app.sources",
     "app.sources.otlp",
     "app.sources.otlp_json",
+    "app.sources.otlp_metrics",
+    "app.sources.otlp_proto",
     "app.sources.claude_code",
     "app.sources.codex",
     "app.sources.langfuse",

@@ -8,47 +8,19 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
 from app.main import create_app
-from app.records import ParsedBatch
 from app.settings import Settings
-from app.sources import otlp, otlp_metrics, otlp_proto
+from app.sources import otlp
 from tests.conftest import FIXTURES
 from tests.otlp_encoding import to_protobuf
 from tests.test_ingest import usage_of
 
 VCS = {"x-vcs-repository-url-full": "https://github.com/acme/widgets", "x-vcs-ref-head-name": "feat/otlp"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-# copilot_span_tree.json is left out: its readable ids ("t000…1") are not hex, so protobuf cannot carry them.
-CASES = [
-    ("otlp/logs.json", "logs", otlp.parse_logs),
-    ("otlp/claude_code_api_request.json", "logs", otlp.parse_logs),
-    ("otlp/claude_code_session_events.json", "logs", otlp.parse_logs),
-    ("otlp/trace.json", "traces", otlp.parse_traces),
-    ("otlp/genai_spans.json", "traces", otlp.parse_traces),
-    ("otlp/anthropic_span_of_a_litellm_call.json", "traces", otlp.parse_traces),
-    ("otlp/claude_code_metrics.json", "metrics", otlp_metrics.parse),
-]
-
-
-def _meaning(batch: ParsedBatch) -> tuple[Any, ...]:
-    return (batch.records, batch.positions, batch.rejected, batch.skipped, batch.cumulative, batch.commits)
-
-
-@pytest.mark.parametrize(("fixture", "signal", "parse"), CASES, ids=[c[0] for c in CASES])
-def test_protobuf_and_json_of_the_same_content_are_the_same_records(fixture: str, signal: str, parse: Any) -> None:
-    body = (FIXTURES / fixture).read_bytes()
-    from_json = parse(body)
-    message = otlp_proto.decode(to_protobuf(body, signal), signal)
-    from_protobuf = parse(otlp_proto.to_json(message))
-    assert _meaning(from_protobuf) == _meaning(from_json)
-    assert otlp_proto.count_items(message, signal) == len(from_json.records) + len(from_json.rejected) + (
-        from_json.skipped
-    )
 
 
 def test_a_protobuf_request_gets_the_export_response_and_json_on_request(
