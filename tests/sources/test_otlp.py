@@ -444,3 +444,61 @@ def test_an_unnamed_span_with_usage_counts_only_when_it_is_a_leaf() -> None:
     batch = parse_traces(body)
     assert sorted(r.input_tokens for r in batch.records) == [100, 200]
     assert batch.skipped == 2
+
+
+# -- Claude Code's own attributes (OTEL_METRICS_INCLUDE_REPOSITORY, OTEL_LOG_TOOL_DETAILS) ---------------------------
+
+
+def _session_events() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((FIXTURES / "claude_code_session_events.json").read_text())
+    return document
+
+
+def _records_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = document["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    return records
+
+
+def test_cost_usd_micros_is_preferred_to_the_float_cost() -> None:
+    document = _session_events()
+    first = _records_of(document)[0]
+    for attribute in first["attributes"]:
+        if attribute["key"] == "cost_usd":
+            attribute["value"] = {"doubleValue": 0.030000000000000002}  # a float's rounding
+    batch = parse_logs(json.dumps(document).encode())
+    assert batch.records[0].cost_usd == Decimal("0.03")  # 30000 micros, exactly
+    for attribute in first["attributes"]:
+        if attribute["key"] == "cost_usd_micros":
+            attribute["key"] = "something_else"
+    assert parse_logs(json.dumps(document).encode()).records[0].cost_usd == Decimal("0.030000000000000002")
+
+
+def test_a_successful_git_commit_is_a_session_commit_and_no_usage() -> None:
+    batch = parse_logs((FIXTURES / "claude_code_session_events.json").read_bytes())
+    assert (len(batch.records), batch.skipped) == (2, 1)
+    (commit,) = batch.commits
+    assert commit.session_id == "7d2e4c1a-3b5f-4e8d-9a6c-0f1e2d3c4b5a"
+    assert commit.at == datetime(2026, 11, 2, 10, 0, 30, tzinfo=UTC)
+    assert commit.attribution == Attribution(
+        repo="acme/widgets", branch="feat/metrics", commit="9d59409acf479dfa0df1aa568182e43e43df8bbe"
+    )
+
+
+@pytest.mark.parametrize("change", ["failed", "detached"])
+def test_a_failed_or_detached_commit_says_nothing(change: str) -> None:
+    document = _session_events()
+    commit = _records_of(document)[1]
+    if change == "failed":
+        next(a for a in commit["attributes"] if a["key"] == "success")["value"] = {"stringValue": "false"}
+    else:  # a commit on a detached HEAD has no branch name
+        commit["attributes"] = [a for a in commit["attributes"] if a["key"] not in {"vcs.ref.head.name"}]
+    assert parse_logs(json.dumps(document).encode()).commits == []
+
+
+def test_owner_and_repository_name_attribute_events_without_a_url() -> None:
+    document = _session_events()
+    for record in _records_of(document):
+        record["attributes"] = [a for a in record["attributes"] if a["key"] != "vcs.repository.url.full"]
+    batch = parse_logs(json.dumps(document).encode())
+    assert {record.attribution.repo for record in batch.records} == {"acme/widgets"}
+    assert batch.commits[0].attribution.repo == "acme/widgets"
