@@ -352,6 +352,17 @@ def _request_body(format: Format) -> dict[str, Any]:
     return {"required": True, "content": {**content, **_NDJSON} if format.ndjson else content}
 
 
+def _responses(format: Format) -> dict[int | str, dict[str, Any]]:
+    if format.otlp_signal is None:
+        return _INGEST_RESPONSES
+    # An OTLP exporter's protobuf request (or Accept: application/x-protobuf) gets the Export*ServiceResponse.
+    binary = {otlp_proto.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        status: {**answer, "content": {**answer["content"], **binary}} if status in (200, 422) else answer
+        for status, answer in _INGEST_RESPONSES.items()
+    }
+
+
 # One route per format keeps each visible in the OpenAPI schema with its own summary.
 for _format in FORMATS:
     router.add_api_route(
@@ -359,6 +370,6 @@ for _format in FORMATS:
         _make_endpoint(_format),
         methods=["POST"],
         summary=_format.summary,
-        responses=_INGEST_RESPONSES,
+        responses=_responses(_format),
         openapi_extra={"requestBody": _request_body(_format)},
     )
