@@ -242,5 +242,21 @@ def _refresh(session: Session, pulls: Iterable[tuple[str, int]]) -> None:
 
 
 def fill_commits(commits: Sequence[SessionCommit], fallback: Attribution) -> list[SessionCommit]:
-    """The request's x-vcs-* headers fill what a commit event lacks, as they do for records."""
-    return [replace(c, attribution=c.attribution.filled_from(fallback)) for c in commits]
+    """The request's x-vcs-* headers fill what a commit event lacks, as they do for records. A commit whose text
+    the database cannot store (over DESIGN §2's lengths, NUL, a lone surrogate) is left out: it carries no usage."""
+    filled = [replace(c, attribution=c.attribution.filled_from(fallback)) for c in commits]
+    return [c for c in filled if _storable(c)]
+
+
+def _storable(commit: SessionCommit) -> bool:
+    texts = ((commit.session_id, 255), (commit.attribution.branch, 255), (commit.attribution.repo, 200))
+    for text, limit in texts:
+        if text is None:
+            continue
+        if len(text) > limit or "\x00" in text:
+            return False
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True

@@ -238,3 +238,19 @@ def test_events_and_metrics_of_one_session_at_once_count_once(
         events = events.replace(b"req_011CVmetricsA", f"req_011CVround{round_}".encode())  # other calls
         _ingest_at_once(factory, [(METRICS, metrics), (LOGS, events)])
         assert Decimal(usage_of(client, auth)["cost_usd"]) == Decimal("0.0421") * (round_ + 1)
+
+
+@pytest.mark.parametrize("bad", ["long", "nul"])
+def test_a_commit_event_the_database_cannot_store_is_left_out_not_a_500(
+    client: TestClient, auth: dict[str, str], bad: str
+) -> None:
+    before, commit, after = _log_records(EVENTS_BODY)
+    commit = copy.deepcopy(commit)
+    for attribute in commit["attributes"]:
+        if attribute["key"] == "session.id":
+            attribute["value"]["stringValue"] = "s" * 300 if bad == "long" else "session\x00id"
+        if attribute["key"] == "vcs.ref.head.name" and bad == "nul":
+            attribute["value"]["stringValue"] = "feat/\x00nul"
+    answer = _post(client, auth, LOGS, _with_records([before, commit, after]))
+    assert (answer["accepted"], answer["skipped"]) == (2, 1)
+    assert _branches(client, auth) == {None: 2}
