@@ -119,7 +119,7 @@ class MetricSeries(SQLModel, table=True):
     series: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
     start_nanos: int = Field(sa_type=sa.BigInteger)
     time_nanos: int = Field(sa_type=sa.BigInteger)
-    value: str = Field(sa_type=sa.String(64))  # a Decimal as text: exact on both databases
+    value: str = Field(sa_type=sa.Text)  # a Decimal as text: exact on both databases, whatever its digits
     updated_at: datetime = Field(sa_type=_utc())
 
 

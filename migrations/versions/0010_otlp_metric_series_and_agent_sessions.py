@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('series', sa.String(length=64), nullable=False),
     sa.Column('start_nanos', sa.BigInteger(), nullable=False),
     sa.Column('time_nanos', sa.BigInteger(), nullable=False),
-    sa.Column('value', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('owner', 'series', name=op.f('pk_metric_series'))
     )
