@@ -14,6 +14,9 @@ again, or again after it grew, yields the same ids.
 Token semantics (OpenAI): `input_tokens` INCLUDES `cached_input_tokens`, so input = input - cached and
 cache_read = cached; `reasoning_output_tokens` is already part of `output_tokens` (informational here).
 OpenAI bills no cache writes. Cost is computed (DESIGN §3).
+
+The session id is Codex's conversation id, which its telemetry names `conversation.id`: `app.session_join`
+gives the rollout's git block to that telemetry, and `agent_events.usage_call_id` counts each response once.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from app.attribution import Attribution
 from app.parsing import dig, to_datetime, to_int
 from app.parsing import transcript_lines as _lines
 from app.records import ParsedBatch, UsageRecord
+from app.sources.agent_events import usage_call_id
 
 _FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens", "total_tokens")
 _Usage = dict[str, int]
@@ -164,4 +168,15 @@ def _record(
         attribution=attribution,
         agent="codex",
         session_id=session_id,
+        # The same response as Codex's telemetry reports it (`codex.sse_event`): counted once, whichever came first.
+        call_ids=(
+            usage_call_id(
+                "codex",
+                session_id,
+                delta["input_tokens"],
+                cached,
+                delta["output_tokens"],
+                delta["reasoning_output_tokens"],
+            ),
+        ),
     )
