@@ -283,8 +283,7 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
 def _write_batch(session: Session, batch: _Batch) -> int:
     """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
     sqlite = session.get_bind().dialect.name == "sqlite"
-    rollouts = session_join.rollout_attributions(record for record, _ in batch.items)
-    batch.items = session_join.fill_from_stored(session, batch.owner, batch.items)
+    batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
     if has_calls:
@@ -303,11 +302,12 @@ def _write_batch(session: Session, batch: _Batch) -> int:
         _apply_fills(session, batch, _fill_rows(session, batch.fills))
     if written:
         batch.repos |= {record.attribution.repo for record, _ in batch.items if record.attribution.repo}
-    batch.repos |= session_join.attribute_waiting(session, batch.owner, rollouts) if rollouts else set()
     # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch); the job is
     # queued in the same transaction as the records, so neither exists without the other.
     jobs.enqueue_many(session, kind="match", keys=batch.repos)
-    return written
+    if released:  # records that waited for this batch's rollouts: written as their own batch, not counted in it
+        _write_batch(session, _Batch(owner=batch.owner, share_upstream=batch.share_upstream, items=released))
+    return written + parked
 
 
 @dataclass(eq=False)

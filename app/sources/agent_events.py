@@ -40,6 +40,18 @@ class NotMine:
 
 
 NOT_MINE = NotMine()
+ROLLOUT_SOURCE = "codex"  # the records of an imported Codex rollout (app.sources.codex)
+
+
+def waits_for_session(record: UsageRecord) -> bool:
+    """A Codex telemetry record that names no repository: it is accepted, and waits for the rollout of its
+    conversation to attribute it (`app.session_join`)."""
+    return (
+        record.agent == "codex"
+        and record.source != ROLLOUT_SOURCE
+        and record.session_id is not None
+        and record.attribution.repo is None
+    )
 
 
 def usage_call_id(agent: str, session: str, *counts: int) -> str:
