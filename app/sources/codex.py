@@ -33,6 +33,8 @@ from app.sources.agent_events import usage_call_id
 
 _FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens", "total_tokens")
 _Usage = dict[str, int]
+_HASHED_SESSION = "rollout-"  # the id of a rollout without session_meta
+_CALL_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 
 
 def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
@@ -106,7 +108,7 @@ def _session(lines: list[tuple[int, Any]]) -> tuple[str, Attribution]:
         attribution = Attribution()
     first = next((line for _, line in lines if not isinstance(line, ValueError)), None)
     canonical = json.dumps(first, sort_keys=True, separators=(",", ":"))
-    return "rollout-" + hashlib.sha256(canonical.encode()).hexdigest()[:24], attribution
+    return _HASHED_SESSION + hashlib.sha256(canonical.encode()).hexdigest()[:24], attribution
 
 
 def _usage(value: Any, where: str) -> _Usage:
@@ -169,14 +171,8 @@ def _record(
         agent="codex",
         session_id=session_id,
         # The same response as Codex's telemetry reports it (`codex.sse_event`): counted once, whichever came first.
-        call_ids=(
-            usage_call_id(
-                "codex",
-                session_id,
-                delta["input_tokens"],
-                cached,
-                delta["output_tokens"],
-                delta["reasoning_output_tokens"],
-            ),
-        ),
+        # A session named by a hash (no session_meta) has no conversation id for telemetry to share.
+        call_ids=()
+        if session_id.startswith(_HASHED_SESSION)
+        else (usage_call_id("codex", session_id, *(delta[name] for name in _CALL_FIELDS)),),
     )
