@@ -101,9 +101,9 @@ def _park(session: Session, owner: str, records: Sequence[UsageRecord]) -> int:
                 received_at=received_at,
             )
             .on_conflict_do_nothing()
+            .returning(UNATTRIBUTED.c.pk)  # rowcount is not reliable for this statement on every driver
         )
-        result: Any = session.execute(statement)
-        parked += max(int(result.rowcount or 0), 0)
+        parked += len(session.execute(statement).all())
     return parked
 
 
