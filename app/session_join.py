@@ -124,10 +124,22 @@ def _release(session: Session, owner: str, rollouts: dict[str, Attribution], cal
     return released
 
 
+def _lock_sessions(session: Session, owner: str, session_ids: Iterable[str]) -> None:
+    """On PostgreSQL, serialise the requests that join the same sessions: without it, telemetry and its rollout
+    written at the same moment would each miss the other (the telemetry parked, the rollout releasing nothing).
+    Sorted, so two requests locking overlapping sessions cannot deadlock; SQLite has a single writer already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for session_id in sorted(set(session_ids)):
+        key = f"session-join:{owner}:{session_id}"
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
 def join(session: Session, owner: str, items: Items) -> tuple[Items, int, Items]:
     """(the batch to write, how many of its records were parked to wait for their session, the waiting records
     this batch's rollouts release: the store writes them next, as a batch of their own)."""
     waiting = sorted({r.session_id for r, _ in items if waits_for_session(r) and r.session_id})
+    _lock_sessions(session, owner, [*waiting, *_rollout_attributions(record for record, _ in items)])
     if waiting:
         known = _stored_attributions(session, owner, waiting)
         items = [
