@@ -183,7 +183,7 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
 
 def timeline_chart(report: PullRequestReport) -> Markup:
     bars = [
-        Bar("not pushed" if i.sha is None else i.sha[:7], i.cost_usd, note=pluralize(i.records, "call"))
+        Bar(report.tail_label if i.sha is None else i.sha[:7], i.cost_usd, note=pluralize(i.records, "call"))
         for i in report.timeline
     ]
     listed = "; ".join(f"{b.label} {format_usd(Decimal(str(b.value)))}" for b in bars)
