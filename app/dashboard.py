@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.analytics import build_analytics
 from app.db import session_scope, utcnow, write_lock
 from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, read_body
-from app.facts import PullNotFound, gather_facts
+from app.facts import PullNotFound, gather_facts, published
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
@@ -207,7 +207,16 @@ def pull_page(
             "error.html.j2", status=404, viewer=viewer, demo=settings.demo_mode, title="Not found", message=message
         )
     report = build_report(facts)
-    return _html("pull.html.j2", viewer=viewer, demo=settings.demo_mode, r=report, timeline=timeline_chart(report))
+    last = published(session, repo=full_name, number=number)
+    return _html(
+        "pull.html.j2",
+        viewer=viewer,
+        demo=settings.demo_mode,
+        r=report,
+        timeline=timeline_chart(report),
+        last=last,
+        dry_run=settings.is_dry_run,
+    )
 
 
 @router.get("/repos/{owner}/{repo}/pulls/{number}")
