@@ -3,6 +3,7 @@ and error states say what they mean, and a fork's PR says where it comes from. S
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import make_token
-from tests.dashboard_seed import PERIOD, WIDGETS, seeded_client
+from tests.dashboard_seed import PERIOD, WIDGETS, at, seeded_client
+from tests.github_payloads import make_pull_request_event, webhook_headers
 from tests.support import sign_in
 
 
@@ -98,3 +100,20 @@ def test_demo_mode_hides_sign_out_when_nobody_signed_in(settings: Settings, fact
         assert "demo mode" in page and "Sign out" not in page
         sign_in(client, tokens["acme"])  # a real session can end
         assert "Sign out" in client.get(f"/dashboard/{WIDGETS}", params=PERIOD).text
+
+
+def test_a_fork_pull_request_says_it_comes_from_a_fork(seeded: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = seeded
+    event = make_pull_request_event(
+        "opened", repo=WIDGETS, number=9, title="Typo fix", author="outsider", head_ref="patch-1",
+        head_repo="outsider/widgets", head_sha="9" * 40, created_at=at(15),
+    )  # fmt: skip
+    body = json.dumps(event).encode()
+    assert (
+        client.post("/github/webhook", content=body, headers=webhook_headers("pull_request", body)).status_code == 202
+    )
+    client.app.state.worker.run_until_idle()  # type: ignore[attr-defined]
+    sign_in(client, tokens["acme"])
+    fork = client.get(f"/dashboard/{WIDGETS}/pulls/9").text
+    assert "from the fork" in fork and "outsider/widgets" in fork
+    assert "from the fork" not in client.get(f"/dashboard/{WIDGETS}/pulls/1").text
