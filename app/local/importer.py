@@ -211,7 +211,7 @@ class Importer:
                 chunk = Chunk(actor=actor)
                 if prefix is not None:
                     chunk.add(prefix, usage=False)
-            chunk.add(line)
+            chunk.add(line, origin=str(path))
         if chunk.usage_lines:
             self._send(chunk, repo_url, folders)
 
@@ -307,11 +307,13 @@ def run(
         say(f"tokentrail: no such file or folder: {', '.join(missing)}", err)
         return 2
     files = find_transcripts(paths, source.pattern)
-    other = next(name for name in SOURCES if name != source.name)
-    # The other agent's files: named, and left out (its parser would read nothing of them).
-    misplaced = [path for path in (files or find_transcripts(paths, "*.jsonl")[:20]) if sniff(path) == other]
+    # Claude Code transcripts and Codex rollouts are both JSON lines and easily swapped: the other agent's files
+    # are named, and left out (its parser would read nothing of them). Gemini CLI and Copilot files are not sniffed.
+    other = {"claude-code": "codex", "codex": "claude-code"}.get(source.name)
+    candidates = (files or find_transcripts(paths, "*.jsonl")[:20]) if other else []
+    misplaced = [path for path in candidates if sniff(path) == other]
     for path in misplaced[:5]:
-        say(f"tokentrail: {path}: this looks like {KIND_NAMES[other]}: use `tokentrail import {other}`", err)
+        say(f"tokentrail: {path}: this looks like {KIND_NAMES[other or '']}: use `tokentrail import {other}`", err)
     if len(misplaced) > 5:
         say(f"tokentrail: … and {len(misplaced) - 5} more files like these", err)
     files = [path for path in files if path not in set(misplaced)]
