@@ -29,7 +29,18 @@ class Format:
 
 def _formats() -> tuple[Format, ...]:
     # Imported here so that `app.sources.<format>` modules may import from this package without a cycle.
-    from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, otlp_metrics, portkey
+    from app.sources import (
+        canonical,
+        claude_code,
+        codex,
+        gemini,
+        helicone,
+        langfuse,
+        litellm,
+        otlp,
+        otlp_metrics,
+        portkey,
+    )
 
     return (
         Format(
@@ -52,7 +63,7 @@ def _formats() -> tuple[Format, ...]:
             "otlp",
             otlp.parse_logs,
             Shape.OTLP_LOGS,
-            "OTLP/HTTP logs, JSON or protobuf (Claude Code api_request events)",
+            "OTLP/HTTP logs, JSON or protobuf (Claude Code, Codex and Gemini CLI events)",
             otlp_signal="logs",
         ),
         Format(
@@ -80,6 +91,14 @@ def _formats() -> tuple[Format, ...]:
             ndjson=True,
         ),
         Format("/v1/ingest/codex", "codex", codex.parse, Shape.TRANSCRIPT, "Codex rollout JSONL", ndjson=True),
+        Format(
+            "/v1/ingest/gemini",
+            "gemini",
+            gemini.parse,
+            None,
+            "Gemini CLI chat files (the JSON document or its JSON lines)",
+            ndjson=True,
+        ),
         Format(
             "/v1/ingest/langfuse",
             "langfuse",
