@@ -216,6 +216,10 @@ class PullRequest(SQLModel, table=True):
     rematch_pending: bool = Field(default=False, sa_column=_flag())
     spend_nanousd: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     spend_records: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    # The rest of the per-PR rollup (app.pull_rollup): distinct sessions of its matched records, and the digest of
+    # the pushes `pull_spend.push_interval` was split by (None: never rolled up; a read then aggregates the usage).
+    spend_sessions: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    spend_pushes_digest: str | None = Field(default=None, sa_type=sa.String(64))
     # What was last rendered, and what is on GitHub (comment and check run ids), so updates edit in place.
     comment_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     comment_body: str | None = Field(default=None, sa_type=sa.Text)
@@ -340,3 +344,35 @@ class GitHubSetupState(SQLModel, table=True):
     state_hash: str = Field(sa_type=sa.String(64), primary_key=True)
     created_at: datetime = Field(sa_type=_utc())
     expires_at: datetime = Field(sa_type=_utc())
+
+
+class PullSpendGroup(SQLModel, table=True):
+    """The per-PR rollup (app.pull_rollup): a PR's counted usage (pr_private false) summed per model, actor,
+    source and push interval, rewritten whole whenever matching touches the PR. The PR summary reads these few
+    rows instead of aggregating every record of a heavy PR on each request."""
+
+    __tablename__ = "pull_spend"
+    __table_args__ = (sa.Index(None, "repo", "number"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    model: str = Field(sa_type=sa.String(255))
+    provider: str | None = Field(default=None, sa_type=sa.String(64))
+    actor: str | None = Field(default=None, sa_type=sa.String(255))
+    agent: str | None = Field(default=None, sa_type=sa.String(100))
+    source: str = Field(sa_type=sa.String(32))
+    also_seen_by: str | None = Field(default=None, sa_type=sa.String(255))
+    push_interval: int  # how many of the PR's pushes came before these calls (0: before the first push)
+    first_at: datetime = Field(sa_type=_utc())
+    records: int = Field(sa_type=sa.BigInteger)
+    unpriced: int = Field(sa_type=sa.BigInteger)
+    cost_nanousd: int = Field(sa_type=sa.BigInteger)
+    input_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_read_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(sa_type=sa.BigInteger)
+    output_tokens: int = Field(sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(sa_type=sa.BigInteger)
