@@ -80,41 +80,41 @@ def _sources(rows: Iterable[Any]) -> tuple[SourceSpend, ...]:
 # -- from the rollup ---------------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Sum:
-    records: int = 0
-    unpriced: int = 0
-    cost: int = 0
-    input_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    first: Any = None
+_FIGURES = ("records", "unpriced", "cost_nanousd", *TOKEN_NAMES)
+_INDEXES = tuple(list(PULL_SPEND.c.keys()).index(name) for name in _FIGURES)
 
-    def add(self, row: Any) -> None:
-        self.records += int(row.records)
-        self.unpriced += int(row.unpriced)
-        self.cost += int(row.cost_nanousd)
-        for name in TOKEN_NAMES:
-            setattr(self, name, getattr(self, name) + int(getattr(row, name)))
-        first = as_utc(row.first_at)
+
+class _Sum:
+    """Sums of a group of rollup rows: the figures in `_FIGURES` order, and the earliest call."""
+
+    __slots__ = ("first", "values")
+
+    def __init__(self) -> None:
+        self.values = [0] * len(_FIGURES)
+        self.first: Any = None
+
+    def add(self, values: tuple[int, ...], first: Any) -> None:
+        self.values = [total + value for total, value in zip(self.values, values, strict=True)]
         self.first = first if self.first is None else min(self.first, first)
 
+    def __getattr__(self, name: str) -> int:
+        return self.values[_FIGURES.index("cost_nanousd" if name == "cost" else name)]
 
-def _group(rows: Sequence[Any], key: Any) -> dict[Any, _Sum]:
+
+def _group(rows: Sequence[tuple[Any, tuple[int, ...], Any]], key: Any) -> dict[Any, _Sum]:
     sums: dict[Any, _Sum] = {}
-    for row in rows:
-        sums.setdefault(key(row), _Sum()).add(row)
+    for row, values, first in rows:
+        sums.setdefault(key(row), _Sum()).add(values, first)
     return dict(sorted(sums.items(), key=lambda item: repr(item[0])))
 
 
 def rolled_pull_spend(session: Session, *, repo: str, number: int, sessions: int) -> PullSpend:
     """The four aggregates from the PR's rollup rows (one indexed read), `sessions` from the PR's row."""
-    rows = session.execute(sa.select(PULL_SPEND).where(PULL_SPEND.c.repo == repo, PULL_SPEND.c.number == number)).all()
+    found = session.execute(sa.select(PULL_SPEND).where(PULL_SPEND.c.repo == repo, PULL_SPEND.c.number == number))
+    rows = [(row, tuple(int(row[i]) for i in _INDEXES), as_utc(row.first_at)) for row in found]
     total = _Sum()
-    for row in rows:
-        total.add(row)
+    for _, values, first in rows:
+        total.add(values, first)
     models = _group(rows, lambda row: (row.model, row.provider))
     actors = _group(rows, lambda row: (row.actor, row.agent))
     sources = _group(rows, lambda row: (row.source, row.also_seen_by))
@@ -130,7 +130,7 @@ def rolled_pull_spend(session: Session, *, repo: str, number: int, sessions: int
             output_tokens=total.output_tokens,
             reasoning_tokens=total.reasoning_tokens,
             sessions=sessions,
-            agents=len({row.agent for row in rows if row.agent is not None}),
+            agents=len({row.agent for row, _, _ in rows if row.agent is not None}),
         ),
         by_model=tuple(
             ModelSpend(

@@ -219,3 +219,34 @@ def test_rebuilding_every_rollup_at_once_gives_what_matching_kept(desk: Desk) ->
         rebuild_all(session.connection())
     assert rolled_and_raw(desk, repo) == kept
     assert kept[0][1].totals.records == 3 and kept[0][1].totals.sessions == 2
+
+
+def test_the_repository_median_is_the_median_of_every_merged_prs_cost_per_line(factory: Any) -> None:
+    from statistics import median
+
+    from app.facts import repo_median_cost_per_line
+    from app.money import from_nanousd
+
+    rows = [  # (spend in nano-dollars, additions, deletions, merged): ties, an even count, and rows that do not count
+        (3_000_000_000, 10, 0, True), (1_000_000_000, 3, 0, True), (2_000_000_000, 20, 0, True),
+        (1_000_000_000, 10, 0, True), (7, 1, 2, True), (5_000_000_000, 0, 0, True), (9_000_000_000, 1, 0, False),
+        (0, 5, 5, True),
+    ]  # fmt: skip
+    with factory() as session, session.begin():
+        for number, (spend, additions, deletions, merged) in enumerate(rows, start=1):
+            session.execute(
+                sa.insert(PULLS).values(
+                    repo="acme/median", number=number, spend_nanousd=spend, additions=additions,
+                    deletions=deletions, merged=merged, created_at=T0, updated_at=T0,
+                )
+            )  # fmt: skip
+    counted = [(s, a + d) for s, a, d, m in rows if m and s > 0 and a + d > 0]
+    for size in (len(counted), len(counted) - 1):  # even, then odd
+        with factory() as session, session.begin():
+            if size < len(counted):
+                session.execute(sa.delete(PULLS).where(PULLS.c.repo == "acme/median", PULLS.c.number == 5))
+                counted = [row for row in counted if row != (7, 3)]
+            expected = median([(from_nanousd(s) or 0) / lines for s, lines in counted])
+            assert repo_median_cost_per_line(session, "acme/median") == expected
+    with factory() as session:
+        assert repo_median_cost_per_line(session, "acme/none") is None
