@@ -216,10 +216,6 @@ class PullRequest(SQLModel, table=True):
     rematch_pending: bool = Field(default=False, sa_column=_flag())
     spend_nanousd: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     spend_records: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
-    # The rest of the per-PR rollup (app.pull_rollup): distinct sessions of its matched records, and the digest of
-    # the pushes `pull_spend.push_interval` was split by (None: never rolled up; a read then aggregates the usage).
-    spend_sessions: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
-    spend_pushes_digest: str | None = Field(default=None, sa_type=sa.String(64))
     # What was last rendered, and what is on GitHub (comment and check run ids), so updates edit in place.
     comment_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     comment_body: str | None = Field(default=None, sa_type=sa.Text)
@@ -367,6 +363,10 @@ class PullSpendGroup(SQLModel, table=True):
     source: str = Field(sa_type=sa.String(32))
     also_seen_by: str | None = Field(default=None, sa_type=sa.String(255))
     push_interval: int  # how many of the PR's pushes came before these calls (0: before the first push)
+    # The same on every row of a PR (kept here, not on pull_requests, so that matching never waits for the row lock
+    # a refresh holds): the PR's distinct sessions, and the digest of the pushes the intervals were split by.
+    pr_sessions: int
+    pushes_digest: str = Field(sa_type=sa.String(64))
     first_at: datetime = Field(sa_type=_utc())
     records: int = Field(sa_type=sa.BigInteger)
     unpriced: int = Field(sa_type=sa.BigInteger)

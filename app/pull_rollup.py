@@ -1,11 +1,12 @@
-"""Keeping the per-PR rollup (`pull_spend` rows, `pull_requests.spend_sessions` and `.spend_pushes_digest`).
+"""Keeping the per-PR rollup (`pull_spend` rows).
 
 A PR's figures change only when a record lands on it or leaves it, or a record on it is re-examined after it grew
 or gained attribution: every one of those passes through matching (app.rematch), which rewrites the rollup of each
 PR it touched in the same transaction as its answers. A new push changes only the split between pushes: the
 refresh it queues (app.worker) rewrites the rollup, and until then the digest no longer matches the PR's pushes, so
 reads aggregate the records instead (app.pull_spend). Each rewrite is one GROUP BY over the PR's records, once
-per change instead of once per read.
+per change instead of once per read. Only `pull_spend` is written, never `pull_requests`: a refresh holds the PR's
+row lock while it waits for the repository's matching lock, so matching must not wait for that row (PostgreSQL).
 
 `rebuild_all` fills every PR's rollup in a few set-based statements (migration 0014, bench/history.py).
 """
@@ -20,11 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.pull_spend import TOKEN_NAMES, counted_usage, push_digest, push_interval
-from app.tables import PULL_SPEND, PULLS, PUSHES, USAGE
+from app.tables import PULL_SPEND, PUSHES, USAGE
 
 GROUPED = ("model", "provider", "actor", "agent", "source", "also_seen_by")
 _FIGURES = ("first_at", "records", "unpriced", "cost_nanousd", *TOKEN_NAMES)
-_COLUMNS = ("repo", "number", *GROUPED, "push_interval", *_FIGURES)
+_COLUMNS = ("repo", "number", *GROUPED, "push_interval", "pr_sessions", "pushes_digest", *_FIGURES)
 
 
 def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> None:
@@ -50,10 +51,13 @@ def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> Non
             .subquery()
         )
         keys_of = [inner.c[name] for name in (*GROUPED, "push_interval")]
+        sessions = session.execute(sa.select(sa.func.count(sa.distinct(USAGE.c.session_id))).where(where))
         grouped = sa.select(
             sa.literal(repo, sa.String),
             sa.literal(number, sa.Integer),
             *keys_of,
+            sa.literal(int(sessions.scalar_one()), sa.Integer),
+            sa.literal(push_digest(bounds), sa.String),
             sa.func.min(inner.c.timestamp),
             sa.func.count(),
             sa.func.count().filter(inner.c.cost_nanousd.is_(None)),
@@ -61,23 +65,18 @@ def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> Non
             *(sa.func.coalesce(sa.func.sum(inner.c[name]), 0) for name in TOKEN_NAMES),
         ).group_by(*keys_of)
         session.execute(sa.insert(PULL_SPEND).from_select(list(_COLUMNS), grouped))
-        sessions = session.execute(sa.select(sa.func.count(sa.distinct(USAGE.c.session_id))).where(where))
-        session.execute(
-            sa.update(PULLS)
-            .where(PULLS.c.repo == repo, PULLS.c.number == number)
-            .values(spend_sessions=int(sessions.scalar_one()), spend_pushes_digest=push_digest(bounds))
-        )
 
 
 def refresh_if_stale(session: Session, *, repo: str, number: int) -> None:
-    """Rewrite the PR's rollup when its pushes changed since it was last written (the refresh after a push)."""
+    """Rewrite the PR's rollup when its pushes changed since it was last written (the refresh after a push). A PR
+    without rollup rows has no counted records: nothing to split."""
     row = session.execute(
-        sa.select(PULLS.c.spend_pushes_digest).where(PULLS.c.repo == repo, PULLS.c.number == number)
+        sa.select(PULL_SPEND.c.pushes_digest).where(PULL_SPEND.c.repo == repo, PULL_SPEND.c.number == number).limit(1)
     ).first()
     if row is None:
         return
     pushes = session.execute(sa.select(PUSHES.c.pushed_at).where(PUSHES.c.repo == repo, PUSHES.c.number == number))
-    if row.spend_pushes_digest != push_digest(moment for (moment,) in pushes):
+    if row.pushes_digest != push_digest(moment for (moment,) in pushes):
         refresh_pull_spend(session, [(repo, number)])
 
 
@@ -85,7 +84,7 @@ def refresh_if_stale(session: Session, *, repo: str, number: int) -> None:
 # CASE of `push_interval` gives (the first push at or after the record).
 _REBUILD = f"""
 INSERT INTO pull_spend ({", ".join(_COLUMNS)})
-SELECT pr_repo, pr_number, {", ".join(GROUPED)}, push_interval, MIN("timestamp"), COUNT(*),
+SELECT pr_repo, pr_number, {", ".join(GROUPED)}, push_interval, 0, '', MIN("timestamp"), COUNT(*),
        SUM(CASE WHEN cost_nanousd IS NULL THEN 1 ELSE 0 END), COALESCE(SUM(cost_nanousd), 0),
        {", ".join(f"COALESCE(SUM({name}), 0)" for name in TOKEN_NAMES)}
 FROM (SELECT u.*, (SELECT COUNT(*) FROM pushes p WHERE p.repo = u.pr_repo AND p.number = u.pr_number
@@ -110,18 +109,11 @@ def rebuild_all(connection: sa.Connection) -> None:
     for repo, number, moment in connection.execute(sa.select(PUSHES.c.repo, PUSHES.c.number, PUSHES.c.pushed_at)):
         pushes[(repo, number)].append(moment)
     values = [
-        {
-            "r": repo,
-            "n": number,
-            "s": int(sessions.get((repo, number), 0)),
-            "d": push_digest(pushes.get((repo, number), [])),
-        }
-        for repo, number in connection.execute(sa.select(PULLS.c.repo, PULLS.c.number))
+        {"r": repo, "n": number, "s": int(count), "d": push_digest(pushes.get((repo, number), []))}
+        for (repo, number), count in sessions.items()
     ]
     if values:
         connection.execute(
-            sa.text(
-                "UPDATE pull_requests SET spend_sessions = :s, spend_pushes_digest = :d WHERE repo = :r AND number = :n"
-            ),
+            sa.text("UPDATE pull_spend SET pr_sessions = :s, pushes_digest = :d WHERE repo = :r AND number = :n"),
             values,
         )

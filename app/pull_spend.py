@@ -108,9 +108,13 @@ def _group(rows: Sequence[tuple[Any, tuple[int, ...], Any]], key: Any) -> dict[A
     return dict(sorted(sums.items(), key=lambda item: repr(item[0])))
 
 
-def rolled_pull_spend(session: Session, *, repo: str, number: int, sessions: int) -> PullSpend:
-    """The four aggregates from the PR's rollup rows (one indexed read), `sessions` from the PR's row."""
-    found = session.execute(sa.select(PULL_SPEND).where(PULL_SPEND.c.repo == repo, PULL_SPEND.c.number == number))
+def rollup_rows(session: Session, *, repo: str, number: int) -> list[Any]:
+    """The PR's rollup rows (one indexed read)."""
+    return list(session.execute(sa.select(PULL_SPEND).where(PULL_SPEND.c.repo == repo, PULL_SPEND.c.number == number)))
+
+
+def rolled_pull_spend(found: Sequence[Any]) -> PullSpend:
+    """The four aggregates from a PR's rollup rows."""
     rows = [(row, tuple(int(row[i]) for i in _INDEXES), as_utc(row.first_at)) for row in found]
     total = _Sum()
     for _, values, first in rows:
@@ -129,7 +133,7 @@ def rolled_pull_spend(session: Session, *, repo: str, number: int, sessions: int
             cache_write_tokens=total.cache_write_tokens,
             output_tokens=total.output_tokens,
             reasoning_tokens=total.reasoning_tokens,
-            sessions=sessions,
+            sessions=int(found[0].pr_sessions) if found else 0,
             agents=len({row.agent for row, _, _ in rows if row.agent is not None}),
         ),
         by_model=tuple(
@@ -268,7 +272,9 @@ def _spend_points(session: Session, where: Any, pushes: Sequence[Push]) -> tuple
 
 
 def pull_spend_of(session: Session, pull: Any, pushes: Sequence[Push]) -> PullSpend:
-    """The PR's spend from its rollup when the rollup was split by the PR's current pushes, else from the records."""
-    if pull.spend_pushes_digest is not None and pull.spend_pushes_digest == push_digest(p.pushed_at for p in pushes):
-        return rolled_pull_spend(session, repo=pull.repo, number=pull.number, sessions=int(pull.spend_sessions))
+    """The PR's spend from its rollup when the rollup was split by the PR's current pushes, else from the records
+    (a PR without rollup rows has no counted records, so that costs one empty index probe)."""
+    rows = rollup_rows(session, repo=pull.repo, number=pull.number)
+    if rows and rows[0].pushes_digest == push_digest(p.pushed_at for p in pushes):
+        return rolled_pull_spend(rows)
     return raw_pull_spend(session, repo=pull.repo, number=pull.number, pushes=pushes)

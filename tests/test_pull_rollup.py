@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from app.db import as_utc
 from app.facts import gather_facts
 from app.pull_rollup import rebuild_all
-from app.pull_spend import PullSpend, push_digest, raw_pull_spend, rolled_pull_spend
+from app.pull_spend import PullSpend, push_digest, raw_pull_spend, rolled_pull_spend, rollup_rows
 from app.report import Push
 from app.tables import PULL_SPEND, PULLS, PUSHES
 from tests.desk import Desk, record
@@ -58,8 +58,10 @@ def rolled_and_raw(desk: Desk, repo: str) -> list[tuple[int, PullSpend, PullSpen
     with desk.factory() as session:
         for pull in session.execute(sa.select(PULLS).where(PULLS.c.repo == repo)):
             pushes = _pushes(session, repo, pull.number)
-            assert pull.spend_pushes_digest == push_digest(p.pushed_at for p in pushes)
-            rolled = rolled_pull_spend(session, repo=repo, number=pull.number, sessions=pull.spend_sessions)
+            rows = rollup_rows(session, repo=repo, number=pull.number)
+            assert {row.pushes_digest for row in rows} <= {push_digest(p.pushed_at for p in pushes)}
+            assert len({row.pr_sessions for row in rows}) <= 1
+            rolled = rolled_pull_spend(rows)
             raw = raw_pull_spend(session, repo=repo, number=pull.number, pushes=pushes)
             found.append((pull.number, _normal(rolled), _normal(raw)))
     return found

@@ -1,4 +1,4 @@
-"""per pull request rollup groups: pull_spend, spend_sessions, spend_pushes_digest
+"""per pull request rollup groups: pull_spend
 
 Revision ID: 0014
 Revises: 0009
@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column('also_seen_by', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.Column('push_interval', sa.Integer(), nullable=False),
+        sa.Column('pr_sessions', sa.Integer(), nullable=False),
+        sa.Column('pushes_digest', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column('first_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('records', sa.BigInteger(), nullable=False),
         sa.Column('unpriced', sa.BigInteger(), nullable=False),
@@ -42,11 +44,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_pull_spend')),
     )
     op.create_index(op.f('ix_pull_spend_repo_number'), 'pull_spend', ['repo', 'number'], unique=False)
-    with op.batch_alter_table('pull_requests', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('spend_sessions', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(
-            sa.Column('spend_pushes_digest', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
-        )
     # Roll up the PRs that already have matched usage (app.pull_rollup keeps it from then on).
     from app.pull_rollup import rebuild_all
 
@@ -54,8 +51,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('pull_requests', schema=None) as batch_op:
-        batch_op.drop_column('spend_pushes_digest')
-        batch_op.drop_column('spend_sessions')
     op.drop_index(op.f('ix_pull_spend_repo_number'), table_name='pull_spend')
     op.drop_table('pull_spend')
