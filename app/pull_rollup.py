@@ -20,9 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.pull_spend import TOKEN_NAMES, counted_usage, push_digest, push_interval
+from app.pull_spend import TOKEN_NAMES, counted_usage, push_digest, push_interval, totals_columns
 from app.tables import PULL_SPEND, PUSHES, USAGE
 
+MAX_BIGINT = 2**63 - 1
 GROUPED = ("model", "provider", "actor", "agent", "source", "also_seen_by")
 _FIGURES = ("first_at", "records", "unpriced", "cost_nanousd", *TOKEN_NAMES)
 _COLUMNS = ("repo", "number", *GROUPED, "push_interval", "pr_sessions", "pushes_digest", *_FIGURES)
@@ -51,12 +52,14 @@ def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> Non
             .subquery()
         )
         keys_of = [inner.c[name] for name in (*GROUPED, "push_interval")]
-        sessions = session.execute(sa.select(sa.func.count(sa.distinct(USAGE.c.session_id))).where(where))
+        total = session.execute(sa.select(*totals_columns()).where(where)).one()
+        if any(int(getattr(total, name)) > MAX_BIGINT for name in ("cost", *TOKEN_NAMES)):
+            continue  # past what a bigint holds (records at the limits): no rollup, reads sum the records exactly
         grouped = sa.select(
             sa.literal(repo, sa.String),
             sa.literal(number, sa.Integer),
             *keys_of,
-            sa.literal(int(sessions.scalar_one()), sa.Integer),
+            sa.literal(int(total.sessions), sa.Integer),
             sa.literal(push_digest(bounds), sa.String),
             sa.func.min(inner.c.timestamp),
             sa.func.count(),
@@ -80,6 +83,14 @@ def refresh_if_stale(session: Session, *, repo: str, number: int) -> None:
         refresh_pull_spend(session, [(repo, number)])
 
 
+# PRs whose sums may pass a bigint (records at the limits): summed in floating point, which cannot overflow, with a
+# margin; they get no rollup (reads sum their records exactly), as `refresh_pull_spend` decides for one PR.
+_OVER = " OR ".join(f"SUM(CAST({name} AS DOUBLE PRECISION)) > 9.0e18" for name in ("cost_nanousd", *TOKEN_NAMES))
+_HUGE = f"""
+SELECT pr_repo, pr_number FROM usage WHERE pr_repo IS NOT NULL AND pr_number IS NOT NULL AND pr_private = :false
+GROUP BY pr_repo, pr_number HAVING {_OVER}
+"""
+
 # Every PR at once. The interval is the number of the PR's pushes strictly before the record: the same number the
 # CASE of `push_interval` gives (the first push at or after the record).
 _REBUILD = f"""
@@ -89,7 +100,9 @@ SELECT pr_repo, pr_number, {", ".join(GROUPED)}, push_interval, 0, '', MIN("time
        {", ".join(f"COALESCE(SUM({name}), 0)" for name in TOKEN_NAMES)}
 FROM (SELECT u.*, (SELECT COUNT(*) FROM pushes p WHERE p.repo = u.pr_repo AND p.number = u.pr_number
                    AND p.pushed_at < u."timestamp") AS push_interval
-      FROM usage u WHERE u.pr_repo IS NOT NULL AND u.pr_number IS NOT NULL AND u.pr_private = :false) counted
+      FROM usage u WHERE u.pr_repo IS NOT NULL AND u.pr_number IS NOT NULL AND u.pr_private = :false
+      AND NOT EXISTS (SELECT 1 FROM ({_HUGE}) huge WHERE huge.pr_repo = u.pr_repo AND huge.pr_number = u.pr_number)
+     ) counted
 GROUP BY pr_repo, pr_number, {", ".join(GROUPED)}, push_interval
 """
 _SESSIONS = """
@@ -108,9 +121,11 @@ def rebuild_all(connection: sa.Connection) -> None:
     pushes: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for repo, number, moment in connection.execute(sa.select(PUSHES.c.repo, PUSHES.c.number, PUSHES.c.pushed_at)):
         pushes[(repo, number)].append(moment)
+    huge = {(repo, number) for repo, number in connection.execute(sa.text(_HUGE), {"false": False})}
     values = [
         {"r": repo, "n": number, "s": int(count), "d": push_digest(pushes.get((repo, number), []))}
         for (repo, number), count in sessions.items()
+        if (repo, number) not in huge
     ]
     if values:
         connection.execute(

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import as_utc
+from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.report import ActorSpend, ModelSpend, Push, SourceSpend, SpendPoint, SpendTotals
 from app.tables import PULL_SPEND, USAGE
@@ -179,25 +180,28 @@ def _spend_columns() -> list[Any]:
     return [
         sa.func.count().label("records"),
         sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
     ]
 
 
 def _tokens() -> list[Any]:
-    return [sa.func.coalesce(sa.func.sum(USAGE.c[name]), 0).label(name) for name in TOKEN_NAMES]
+    return [sa.func.coalesce(exact_sum(USAGE.c[name]), 0).label(name) for name in TOKEN_NAMES]
+
+
+def totals_columns() -> list[Any]:
+    """The PR's totals, exact past 2^63 (app.exact_sum)."""
+    return [
+        *_spend_columns(),
+        *_tokens(),
+        sa.func.count(sa.distinct(USAGE.c.session_id)).label("sessions"),
+        sa.func.count(sa.distinct(USAGE.c.agent)).label("agents"),
+    ]
 
 
 def raw_pull_spend(session: Session, *, repo: str, number: int, pushes: Sequence[Push]) -> PullSpend:
     """The four aggregates straight from the PR's usage records."""
     where = counted_usage(repo, number)
-    total = session.execute(
-        sa.select(
-            *_spend_columns(),
-            *_tokens(),
-            sa.func.count(sa.distinct(USAGE.c.session_id)).label("sessions"),
-            sa.func.count(sa.distinct(USAGE.c.agent)).label("agents"),
-        ).where(where)
-    ).one()
+    total = session.execute(sa.select(*totals_columns()).where(where)).one()
     by_model = session.execute(
         sa.select(USAGE.c.model, USAGE.c.provider, *_spend_columns(), *_tokens())
         .where(where)
@@ -262,7 +266,7 @@ def _spend_points(session: Session, where: Any, pushes: Sequence[Push]) -> tuple
         sa.select(
             sa.func.min(bucketed.c.timestamp).label("first"),
             sa.func.count().label("records"),
-            sa.func.coalesce(sa.func.sum(bucketed.c.cost_nanousd), 0).label("cost"),
+            sa.func.coalesce(exact_sum(bucketed.c.cost_nanousd), 0).label("cost"),
         ).group_by(bucketed.c.bucket)
     ).all()
     points = (
