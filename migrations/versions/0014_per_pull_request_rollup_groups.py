@@ -1,7 +1,7 @@
 """per pull request rollup groups: pull_spend
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0011
 Create Date: 2026-11-30 04:45:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 revision: str = '0014'
-down_revision: str | None = '0009'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
