@@ -41,6 +41,7 @@ PURE = [
     "app.sources.langfuse",
     "app.sources.portkey",
     "app.sources.helicone",
+    "app.sources.ci_files",
 ]
 FRAMEWORKS = ["fastapi", "starlette", "sqlmodel", "sqlalchemy", "githubkit", "httpx"]
 
