@@ -1,15 +1,18 @@
 """The `usage-files` input of the companion Action: upload the usage of agents that ran in this job to Tokentrail
 (`POST /v1/ingest/ci`) before the verdict is asked, so the verdict includes it. Standard library only.
 
-Each line of the input is a glob (`**` allowed; relative to the workspace). Every file matched is sent as it is,
-gzip-compressed, with the run's OIDC token and the PR's number, head branch and head SHA from the event; the
-server tells the kind of file from its content and attributes every record to this run's PR.
+Each line of the input is a glob (`**` allowed; relative to the workspace). Every file matched is sent gzip-compressed
+with the run's OIDC token and the PR's number, head branch and head SHA from the event; the server tells the kind of
+file from its content and attributes every record to this run's PR. Only what carries usage leaves the runner
+(`slim`): an execution file's `system` and `result` messages, a Codex rollout's session, turn-context and
+token-count lines; the conversation, code and tool output stay in the job (and under the server's 10 MB limit).
 """
 
 from __future__ import annotations
 
 import glob
 import gzip
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +51,49 @@ def find_files(text: str, *, workspace: str) -> tuple[list[Path], list[str]]:
     return found, unmatched
 
 
+_SDK_TYPES = {"system", "assistant", "user", "result", "stream_event"}
+_CODEX_KEPT = {"session_meta", "turn_context"}
+_CODEX_TYPES = {"session_meta", "turn_context", "event_msg", "response_item", "compacted"}
+
+
+def slim(data: bytes) -> bytes:
+    """The file without what carries no usage; a file it does not recognise is sent as it is."""
+    if data.lstrip()[:1] == b"[":
+        try:
+            messages = json.loads(data)
+        except ValueError:
+            return data
+        if isinstance(messages, list) and all(isinstance(m, dict) and m.get("type") in _SDK_TYPES for m in messages):
+            kept = [_sdk_message(m) for m in messages if m.get("type") in ("system", "result")]
+            return json.dumps(kept).encode()
+        return data
+    lines = []
+    for raw in data.splitlines(keepends=True):
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            lines.append(raw)  # the server rejects it by index, with the reason
+            continue
+        if (
+            not isinstance(line, dict)
+            or line.get("type") not in _CODEX_TYPES
+            or line["type"] in _CODEX_KEPT
+            or (
+                line["type"] == "event_msg"
+                and isinstance(line.get("payload"), dict)
+                and line["payload"].get("type") == "token_count"
+            )
+        ):
+            lines.append(raw)
+    return b"".join(lines)
+
+
+def _sdk_message(message: dict[str, Any]) -> dict[str, Any]:
+    if message.get("type") == "result":
+        return {key: value for key, value in message.items() if key != "result"}  # the final answer's text
+    return {key: message[key] for key in ("type", "subtype", "session_id", "model") if key in message}
+
+
 def upload_file(
     path: Path,
     *,
@@ -68,7 +114,7 @@ def upload_file(
         headers["x-vcs-ref-head-name"] = pr.head_ref
     if pr.head_sha:
         headers["x-vcs-ref-head-revision"] = pr.head_sha
-    body = gzip.compress(path.read_bytes())
+    body = gzip.compress(slim(path.read_bytes()))
     response = post(url, headers=headers, body=body)
     data = response.json() if response.status in (200, 422) else None
     if not isinstance(data, dict):

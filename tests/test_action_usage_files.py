@@ -243,3 +243,23 @@ def test_a_run_token_writes_only_its_own_repository(
         f"{server.url}/v1/ingest/ci?kind=bogus", content=b"{}", headers={"Authorization": f"Bearer {own}"}, timeout=30
     )
     assert named.status_code == 400 and "unknown kind" in named.json()["detail"]
+
+
+def test_only_usage_leaves_the_runner() -> None:
+    """The Action sends an execution file's system and result messages and a rollout's usage lines: the server
+    reads the same records from them as from the whole file, and the conversation stays in the job."""
+    import sys
+
+    sys.path.insert(0, str(FIXTURES.parent.parent / "action"))
+    import usage_files
+
+    from app.sources.ci_files import Run, parse
+
+    run = Run(repo=REPO, run_id="1", pr=NUMBER)
+    now = datetime.now().astimezone()
+    for path, kind in ((EXECUTION_FILE, "claude-code-action"), (GH_AW, "gh-aw"), (ROLLOUT, "codex")):
+        whole, sent = path.read_bytes(), usage_files.slim(path.read_bytes())
+        assert parse(sent, kind=kind, run=run, now=now).records == parse(whole, kind=kind, run=run, now=now).records
+    slimmed = usage_files.slim(EXECUTION_FILE.read_bytes())
+    assert b"Looking at the failing test" not in slimmed and b"Fixed the flaky cache test" not in slimmed
+    assert b'"function_call"' not in usage_files.slim(ROLLOUT.read_bytes())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -118,8 +119,8 @@ def codex_file(payload: Any, environ: Mapping[str, str], home: Path) -> Path | N
     if not isinstance(payload, dict) or payload.get("type") != "agent-turn-complete":
         return None
     thread = payload.get("thread-id")
-    if not isinstance(thread, str) or not thread or "/" in thread or "*" in thread:
-        return None
+    if not isinstance(thread, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,99}", thread):
+        return None  # a thread id is a UUID: nothing else goes into the file pattern
     codex_home = Path(environ["CODEX_HOME"]).expanduser() if environ.get("CODEX_HOME") else home / ".codex"
     found = sorted((codex_home / "sessions").rglob(f"rollout-*{thread}.jsonl"))
     return found[-1] if found else None
