@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from app import metrics
 from app.attribution import attribution_from_headers
-from app.ci_upload import PATH, file_kind, store_file
+from app.ci_upload import PATH, RESPONSES, file_kind, store_file
 from app.db import utcnow
 from app.deps import ActionsIdentityDep, SessionFactoryDep, SettingsDep, read_body
 from app.records import PayloadError
@@ -27,6 +27,7 @@ router = APIRouter(tags=["ingest"])
 @router.post(
     PATH,
     summary="Usage files of agents that ran in CI (the Action's usage-files), with the run's OIDC token",
+    responses=RESPONSES,
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {}}}}},
 )
 async def ingest_ci(

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from app.attribution import Attribution
+from app.deps import ERROR_SCHEMA
 from app.ingest import IngestResult, ingest
 from app.records import ParsedBatch
 from app.sources import Format
@@ -16,6 +17,43 @@ from app.sources.ci_files import KINDS, SOURCE, Run, detect, parse
 from app.tokens import TokenIdentity
 
 PATH = "/v1/ingest/ci"
+
+_RESULT = {
+    "type": "object",
+    "required": ["accepted", "duplicates", "skipped", "rejected", "kind", "repo"],
+    "properties": {
+        **{name: {"type": "integer", "minimum": 0} for name in ("accepted", "duplicates", "skipped")},
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "error"],
+                "properties": {"index": {"type": "integer"}, "error": {"type": "string"}},
+            },
+        },
+        "kind": {"type": "string"},
+        "repo": {"type": "string"},
+        "pr": {"type": ["integer", "null"]},
+        "detail": {"type": "string"},
+    },
+}
+_SCHEMA = {"schema": _RESULT}
+_ERROR = {"application/json": {"schema": ERROR_SCHEMA}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "File stored: counts, the bad records by index",
+        "content": {"application/json": {"schema": _RESULT}},
+    },
+    400: {"description": "Not a usage file Tokentrail reads, or unreadable", "content": _ERROR},
+    401: {"description": "No GitHub Actions OIDC token, or one that proves nothing", "content": _ERROR},
+    403: {"description": "The token's repository is not installed with the App", "content": _ERROR},
+    413: {"description": "Body over 10 MB or over 10,000 records", "content": _ERROR},
+    415: {"description": "Content-Encoding other than gzip or deflate", "content": _ERROR},
+    422: {
+        "description": "No record of the file could be accepted, or a bad query parameter",
+        "content": {"application/json": {"schema": {}}},
+    },
+}
 
 
 def file_kind(body: bytes, named: str | None) -> str:
