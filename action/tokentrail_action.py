@@ -380,6 +380,13 @@ def wait_for_verdict(
             return Outcome(verdict, head_seen)
         remaining = deadline - clock()
         if remaining <= 0:
+            if settling and pending:
+                command(
+                    "notice",
+                    f"{pending} usage record(s) were still being matched after {settle:.0f}s: the verdict may not"
+                    " include all of this job's upload yet (the PR comment will).",
+                    title="AI spend",
+                )
             return Outcome(verdict, head_seen)
         if verdict is None:
             why = f"Tokentrail does not know {pr.repo}#{pr.number} yet"

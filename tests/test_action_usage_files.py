@@ -102,11 +102,11 @@ def test_usage_files_count_in_the_verdict_and_a_rerun_adds_nothing(
     }
     run = runner.run(inputs, workspace=workspace)
     # $0.50 seeded + $0.4213 from the execution file + $0.10: over the $0.90 limit only with the uploads counted
-    assert run.returncode == 1, run
-    assert run.outputs["status"] == "fail" and run.outputs["cost-usd"] == "1.02", run
-    assert "claude-code-action): 2 new, 0 already counted" in run.stdout, run
-    assert "canonical): 1 new" in run.stdout, run
-    assert any("not-there/*.jsonl matches no file" in w for w in run.annotations("warning")), run
+    assert run.returncode == 1, str(run)
+    assert run.outputs["status"] == "fail" and run.outputs["cost-usd"] == "1.02", str(run)
+    assert "claude-code-action): 2 new, 0 already counted" in run.stdout, str(run)
+    assert "canonical): 1 new" in run.stdout, str(run)
+    assert any("not-there/*.jsonl matches no file" in w for w in run.annotations("warning")), str(run)
     assert "AI spend of this job's agents" in run.summary
     summary = pull_summary(server, api_token)
     assert Decimal(summary["usage"]["cost_usd"]) == Decimal("0.60") + EXECUTION_COST
@@ -116,8 +116,8 @@ def test_usage_files_count_in_the_verdict_and_a_rerun_adds_nothing(
     # "Re-run jobs": attempt 2 of the same run uploads the same files again and adds nothing
     issuer.token_claims = {"run_attempt": "2"}
     again = runner.run(inputs, workspace=workspace)
-    assert (again.returncode, again.outputs["cost-usd"]) == (1, "1.02"), again
-    assert "2 new" not in again.stdout and "0 new, 2 already counted" in again.stdout, again
+    assert (again.returncode, again.outputs["cost-usd"]) == (1, "1.02"), str(again)
+    assert "2 new" not in again.stdout and "0 new, 2 already counted" in again.stdout, str(again)
     assert Decimal(pull_summary(server, api_token)["usage"]["cost_usd"]) == Decimal("0.60") + EXECUTION_COST
 
     # a re-run whose agent ran again has a new session: it counts
@@ -126,8 +126,8 @@ def test_usage_files_count_in_the_verdict_and_a_rerun_adds_nothing(
         message["session_id"] = "0d9b6a2e-5c4f-4e3d-8b2a-1f0e9d8c7b6a"
     fresh = workspace_with(tmp_path, "ws2", {"claude/execution.json": json.dumps(rerun_file)})
     third = runner.run({**inputs, "max-cost": "5"}, workspace=fresh)
-    assert (third.returncode, third.outputs["status"]) == (0, "pass"), third
-    assert third.outputs["cost-usd"] == "1.44", third  # 1.0213 + 0.4213
+    assert (third.returncode, third.outputs["status"]) == (0, "pass"), str(third)
+    assert third.outputs["cost-usd"] == "1.44", str(third)  # 1.0213 + 0.4213
 
 
 def test_every_kind_of_file_lands_on_the_run_pull_request(
@@ -140,8 +140,8 @@ def test_every_kind_of_file_lands_on_the_run_pull_request(
     )
     before = pull_summary(server, api_token)["usage"]
     run = runner.run({"server-url": proxy.url, "usage-files": "**/*.jsonl"}, workspace=workspace)
-    assert run.returncode == 0, run
-    assert "(gh-aw): 2 new" in run.stdout and "(codex):" in run.stdout, run
+    assert run.returncode == 0, str(run)
+    assert "(gh-aw): 2 new" in run.stdout and "(codex):" in run.stdout, str(run)
 
     rollout = codex.parse(ROLLOUT.read_bytes())
     after = pull_summary(server, api_token)["usage"]
@@ -168,7 +168,7 @@ def test_a_fork_without_oidc_skips_the_upload_with_a_notice(tmp_path: Path) -> N
     run = Runner(tmp_path).run(
         {"server-url": "http://127.0.0.1:9", "usage-files": "execution.json"}, event=event, workspace=workspace
     )
-    assert run.returncode == 0, run
+    assert run.returncode == 0, str(run)
     notices = run.annotations("notice")
     assert any("usage-files: not uploaded" in n and "fork" in n for n in notices), notices
     assert not run.annotations("error")
@@ -183,8 +183,8 @@ def test_the_token_input_does_not_upload(
         oidc=False,
         workspace=workspace,
     )
-    assert (run.returncode, run.outputs["cost-usd"]) == (0, "0.50"), run
-    assert any("uploads need the run's OIDC token" in n for n in run.annotations("notice")), run
+    assert (run.returncode, run.outputs["cost-usd"]) == (0, "0.50"), str(run)
+    assert any("uploads need the run's OIDC token" in n for n in run.annotations("notice")), str(run)
 
 
 def post_ci(server: LiveServer, token: str, body: bytes, **headers: str) -> httpx.Response:
