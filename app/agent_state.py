@@ -52,12 +52,13 @@ class BatchState:
     cumulative: dict[str, CumulativePoint]
     commits: Sequence[SessionCommit]
 
-    def prepare(self, session: Session, items: list[Item]) -> Prepared:
+    def prepare(self, session: Session, items: list[Item], repos: set[str]) -> tuple[list[Item], set[str]]:
+        """The batch's records as they are to be written, and the repositories to match again with `repos`."""
         prepared = Prepared(items=list(items))
         if self.cumulative:
             prepared.items = _to_deltas(session, self.owner, prepared.items, self.cumulative)
         _sessions(session, self.owner, prepared, self.commits)
-        return prepared
+        return prepared.items, repos | prepared.repos
 
 
 def _insert(session: Session, table: sa.Table) -> Any:

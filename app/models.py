@@ -19,6 +19,8 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+# The OTLP batch state's tables (their own module), registered with the others under this naming convention.
+from app.state_models import AgentSession, MetricSeries  # noqa: E402, F401
 
 
 def _utc() -> sa.DateTime:
@@ -107,36 +109,6 @@ class UsageCall(SQLModel, table=True):
     owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     call_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
     usage_pk: int = Field(sa_type=sa.BigInteger)
-
-
-class MetricSeries(SQLModel, table=True):
-    """The last point seen of a cumulative OTLP metric series, per owner: what the next point adds is its value
-    less this one's (or all of it after a restart). Keyed by owner, so another owner's same series is another row."""
-
-    __tablename__ = "metric_series"
-
-    owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
-    series: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
-    start_nanos: int = Field(sa_type=sa.BigInteger)
-    time_nanos: int = Field(sa_type=sa.BigInteger)
-    value: str = Field(sa_type=sa.Text)  # a Decimal as text: exact on both databases, whatever its digits
-    updated_at: datetime = Field(sa_type=_utc())
-
-
-class AgentSession(SQLModel, table=True):
-    """What Tokentrail learnt about one agent session of an owner across requests: whether its per-call events
-    arrived (then its metrics are not counted again), and the branch its last `git commit` was on, from when."""
-
-    __tablename__ = "agent_sessions"
-
-    owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
-    session_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
-    has_events: bool = Field(default=False, sa_column=_flag())
-    repo: str | None = Field(default=None, sa_type=sa.String(200))
-    branch: str | None = Field(default=None, sa_type=sa.String(255))
-    commit: str | None = Field(default=None, sa_type=sa.String(40))
-    branch_since: datetime | None = Field(default=None, sa_type=_utc())
-    updated_at: datetime = Field(sa_type=_utc())
 
 
 class UnattributedUsage(SQLModel, table=True):

@@ -16,7 +16,7 @@ shape) pay for none of the call bookkeeping.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs, session_join
 from app.attribution import Attribution
-from app.db import utcnow, write_lock
+from app.db import chunks, utcnow, write_lock
 from app.money import to_nanousd
 from app.pricing import price_record
 from app.pull_rollup import refresh_pull_spend
@@ -43,7 +43,6 @@ COLUMNS = (
 _QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 _UPDATED = (*_TOKENS, "reasoning_tokens", "cost_nanousd", "cost_reported")
-_CHUNK = 500
 
 
 def _total(prefix: str) -> str:
@@ -130,8 +129,7 @@ class _Batch:
     seen: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     fills: dict[int, _Fill] = field(default_factory=dict)  # stored pk -> what its duplicates add
     repos: set[str] = field(default_factory=set)  # repositories whose matching must run
-    # Reads and updates state of earlier batches first, in this transaction (app.agent_state: OTLP sessions, series).
-    prepare: Callable[[Session, list[tuple[UsageRecord, Priced]]], Any] | None = None
+    prepare: Any = None  # app.agent_state's BatchState.prepare: what earlier batches said, in this transaction
 
 
 def _dedupe_calls_in_batch(batch: _Batch) -> None:
@@ -154,16 +152,11 @@ def _dedupe_calls_in_batch(batch: _Batch) -> None:
     batch.items = kept
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
 def _stored_calls(session: Session, owner: str, call_ids: Sequence[str]) -> dict[str, Any]:
     """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by)."""
     u, c = USAGE.c, USAGE_CALLS.c
     found: dict[str, Any] = {}
-    for chunk in _chunks(sorted(set(call_ids))):
+    for chunk in chunks(sorted(set(call_ids))):
         query = (
             sa.select(c.call_id, u.pk, u.source, u.record_id, u.repo, u.branch, u.commit, u.pr, u.also_seen_by)
             .select_from(USAGE_CALLS.join(USAGE, u.pk == c.usage_pk))
@@ -218,7 +211,7 @@ def _apply_fills(session: Session, batch: _Batch, stored: dict[int, Any]) -> Non
 def _fill_rows(session: Session, pks: Iterable[int]) -> dict[int, Any]:
     u = USAGE.c
     rows: dict[int, Any] = {}
-    for chunk in _chunks(sorted(pks)):
+    for chunk in chunks(sorted(pks)):
         query = sa.select(
             u.pk, u.source, u.repo, u.branch, u.commit, u.pr, u.also_seen_by, u.pr_repo, u.pr_number
         ).where(u.pk.in_(chunk))
@@ -235,7 +228,7 @@ def _keys_present(session: Session, owner: str, keys: Sequence[tuple[str, str]])
         by_source.setdefault(source, set()).add(record_id)
     # Each lookup walks the (owner, source, record_id) unique index: one query per source of the batch.
     for source, record_ids in by_source.items():
-        for chunk in _chunks(sorted(record_ids)):
+        for chunk in chunks(sorted(record_ids)):
             query = sa.select(u.pk, u.record_id).where(u.owner == owner, u.source == source, u.record_id.in_(chunk))
             present.update(((source, r.record_id), r.pk) for r in session.execute(query))
     return present
@@ -292,8 +285,7 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
 def _write_batch(session: Session, batch: _Batch) -> int:
     """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
     if batch.prepare is not None:
-        prepared = batch.prepare(session, batch.items)
-        batch.items, batch.repos = prepared.items, batch.repos | prepared.repos
+        batch.items, batch.repos = batch.prepare(session, batch.items, batch.repos)
     sqlite = session.get_bind().dialect.name == "sqlite"
     batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
     has_calls = any(record.call_ids for record, _ in batch.items)
@@ -385,7 +377,7 @@ def store_usage(
     owner: str,
     share_upstream: bool = False,
     prices: Sequence[Priced] | None = None,
-    prepare: Callable[[Session, list[tuple[UsageRecord, Priced]]], Any] | None = None,
+    prepare: Any = None,
 ) -> Written:
     """Store one owner's batch durably; returns how many records were written and how many were duplicates.
 

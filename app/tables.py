@@ -11,7 +11,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from app import models
+from app import models, state_models
 
 
 def _table(model: type[SQLModel]) -> sa.Table:
@@ -20,8 +20,8 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 USAGE = _table(models.Usage)
 USAGE_CALLS = _table(models.UsageCall)
-METRIC_SERIES = _table(models.MetricSeries)
-AGENT_SESSIONS = _table(models.AgentSession)
+METRIC_SERIES = _table(state_models.MetricSeries)
+AGENT_SESSIONS = _table(state_models.AgentSession)
 UNATTRIBUTED = _table(models.UnattributedUsage)
 TOKENS = _table(models.IngestToken)
 DASHBOARD_SESSIONS = _table(models.DashboardSession)
