@@ -1,6 +1,7 @@
 """Ingest benchmark: canonical records over HTTP into a real server, against the database's own ceiling.
 
-    python bench/ingest.py [--records 200000] [--batch 1000] [--call-ids] [--database-url postgresql+psycopg://…/postgres]
+    python bench/ingest.py [--records 200000] [--batch 1000] [--call-ids] [--clients 1] [--processes 1]
+                           [--database-url postgresql+psycopg://…/postgres]
 
 It generates realistic records (many branches, models and authors), starts `tokentrail serve` on a fresh
 database, posts them in batches over HTTP, and in the same run measures the raw ceiling: `sqlite3.executemany`
@@ -171,7 +172,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1_000)
-    parser.add_argument("--clients", type=int, default=1, help="concurrent HTTP clients (the server is one process)")
+    parser.add_argument("--clients", type=int, default=1, help="concurrent HTTP clients")
+    parser.add_argument("--processes", type=int, default=1, help="API processes (`tokentrail serve --workers N`)")
     parser.add_argument("--database-url", help="a PostgreSQL URL (an admin database); default: a SQLite file")
     parser.add_argument("--call-ids", action="store_true", help="give every record a provider call id")
     args = parser.parse_args()
@@ -187,7 +189,7 @@ def main() -> None:
                 migrate(server_url)
                 migrate(raw_url)
                 token = make_token(server_url)
-                with server(server_url, folder / "server.log") as url:
+                with server(server_url, folder / "server.log", processes=args.processes) as url:
                     rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
                 ceiling = postgres_ceiling(records, raw_url)
             database = "postgresql"
@@ -195,12 +197,15 @@ def main() -> None:
             server_url = f"sqlite:///{folder / 'server.db'}"
             migrate(server_url)
             token = make_token(server_url)
-            with server(server_url, folder / "server.log") as url:
+            with server(server_url, folder / "server.log", processes=args.processes) as url:
                 rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
             ceiling = sqlite_ceiling(records, folder)
             database = "sqlite"
     calls = "with call ids" if args.call_ids else "without call ids"
-    print(f"database {database}; {args.records} records in batches of {args.batch} {calls}; {args.clients} clients")
+    print(
+        f"database {database}; {args.records} records in batches of {args.batch} {calls}; {args.clients} clients; "
+        f"{args.processes} API process(es)"
+    )
     print(f"ingest: {rate:,.0f} records/s over HTTP; raw ceiling {ceiling:,.0f} rows/s; ratio {rate / ceiling:.2f}")
 
 
