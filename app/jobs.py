@@ -215,8 +215,8 @@ def _insert_delivery(session: Session, *, delivery_id: str, event: str, action: 
             sa.literal("webhook"), stored.c.delivery_id, sa.literal("queued"), sa.literal(0),
             sa.literal(now), sa.literal(now), sa.literal(now),
         )  # fmt: skip
-        result = cast(CursorResult[Any], session.execute(sa.insert(JOBS).from_select(job_columns, job)))
-        return result.rowcount == 1
+        queued = session.execute(sa.insert(JOBS).from_select(job_columns, job).returning(JOBS.c.id)).first()
+        return queued is not None
     inserted = cast(
         CursorResult[Any],
         session.execute(sqlite.insert(DELIVERIES).values(**delivery).on_conflict_do_nothing()),

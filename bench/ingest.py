@@ -5,7 +5,9 @@
 
 It generates realistic records (many branches, models and authors), starts `tokentrail serve` on a fresh
 database, posts them in batches over HTTP, and in the same run measures the raw ceiling: `sqlite3.executemany`
-of the same rows into an identical table in one transaction, or `COPY` on PostgreSQL. The last line is
+of the same rows into an identical table in one transaction, or `COPY` on PostgreSQL. The two alternate in
+--rounds rounds (a fifth of the records over HTTP, then the same fifth raw, …), so that a shared machine's
+changing load weighs on both alike; `--processes N` serves with `tokentrail serve --workers N`. The last line is
 `ingest: <R> records/s over HTTP; raw ceiling <C> rows/s; ratio <R/C>`.
 """
 
@@ -21,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -79,6 +82,7 @@ def generate(count: int, *, seed: int = 1, call_ids: bool = False) -> list[dict[
 
 
 def post_all(url: str, token: str, records: list[dict[str, object]], *, batch: int, clients: int) -> float:
+    """Seconds to post `records` in batches from `clients` threads (bodies encoded beforehand)."""
     bodies = [json.dumps(records[i : i + batch]).encode() for i in range(0, len(records), batch)]
     headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
 
@@ -95,7 +99,7 @@ def post_all(url: str, token: str, records: list[dict[str, object]], *, batch: i
     elapsed = time.perf_counter() - started
     if accepted != len(records):
         raise RuntimeError(f"accepted {accepted} of {len(records)}")
-    return len(records) / elapsed
+    return elapsed
 
 
 def ceiling_rows(records: list[dict[str, object]]) -> list[tuple[object, ...]]:
@@ -135,37 +139,61 @@ COLUMNS = (
 )
 
 
-def sqlite_ceiling(records: list[dict[str, object]], folder: Path) -> float:
-    """executemany of the same rows into an identical (migrated) table, one transaction, same pragmas."""
-    path = folder / "ceiling.db"
-    migrate(f"sqlite:///{path}")
-    rows = ceiling_rows(records)
-    connection = sqlite3.connect(path)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=10000", "cache_size=-65536"):
-        connection.execute(f"PRAGMA {pragma}")
-    placeholders = ", ".join("?" * len(rows[0]))
-    started = time.perf_counter()
-    with connection:
-        connection.executemany(f"INSERT INTO usage ({COLUMNS}) VALUES ({placeholders})", rows)
-    elapsed = time.perf_counter() - started
-    connection.close()
-    return len(rows) / elapsed
+class SqliteCeiling:
+    """executemany of the same rows into an identical (migrated) table, one transaction a round, same pragmas."""
 
+    def __init__(self, folder: Path) -> None:
+        path = folder / "ceiling.db"
+        migrate(f"sqlite:///{path}")
+        self.connection = sqlite3.connect(path)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=10000", "cache_size=-65536"):
+            self.connection.execute(f"PRAGMA {pragma}")
 
-def postgres_ceiling(records: list[dict[str, object]], url: str) -> float:
-    """COPY of the same rows into an identical (migrated) table."""
-    import psycopg
-
-    rows = ceiling_rows(records)
-    dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn) as connection:
+    def insert(self, records: list[dict[str, object]]) -> float:
+        rows = ceiling_rows(records)
+        placeholders = ", ".join("?" * len(rows[0]))
         started = time.perf_counter()
-        with connection.cursor() as cursor, cursor.copy(f"COPY usage ({COLUMNS}) FROM STDIN") as copy:
+        with self.connection:
+            self.connection.executemany(f"INSERT INTO usage ({COLUMNS}) VALUES ({placeholders})", rows)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresCeiling:
+    """COPY of the same rows into an identical (migrated) table, one transaction a round."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def insert(self, records: list[dict[str, object]]) -> float:
+        rows = ceiling_rows(records)
+        started = time.perf_counter()
+        with self.connection.cursor() as cursor, cursor.copy(f"COPY usage ({COLUMNS}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        connection.commit()
-        elapsed = time.perf_counter() - started
-    return len(rows) / elapsed
+        self.connection.commit()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def alternate(
+    url: str, token: str, ceiling: SqliteCeiling | PostgresCeiling, records: list[dict[str, object]], args: Any
+) -> tuple[float, float]:
+    """(HTTP seconds, ceiling seconds) over `args.rounds` rounds, each posting a slice of the records and then
+    inserting the same slice raw: on a shared machine whose load changes by the minute, both see the same load."""
+    per_round = -(-len(records) // args.rounds)
+    http = raw = 0.0
+    for start in range(0, len(records), per_round):
+        chunk = records[start : start + per_round]
+        http += post_all(url, token, chunk, batch=args.batch, clients=args.clients)
+        raw += ceiling.insert(chunk)
+    return http, raw
 
 
 def main() -> None:
@@ -176,6 +204,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="API processes (`tokentrail serve --workers N`)")
     parser.add_argument("--database-url", help="a PostgreSQL URL (an admin database); default: a SQLite file")
     parser.add_argument("--call-ids", action="store_true", help="give every record a provider call id")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of HTTP and ceiling (default: 5)")
     args = parser.parse_args()
 
     records = generate(args.records, call_ids=args.call_ids)
@@ -189,23 +218,26 @@ def main() -> None:
                 migrate(server_url)
                 migrate(raw_url)
                 token = make_token(server_url)
+                raw = PostgresCeiling(raw_url)
                 with server(server_url, folder / "server.log", processes=args.processes) as url:
-                    rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
-                ceiling = postgres_ceiling(records, raw_url)
+                    http_seconds, raw_seconds = alternate(url, token, raw, records, args)
+                raw.close()
             database = "postgresql"
         else:
             server_url = f"sqlite:///{folder / 'server.db'}"
             migrate(server_url)
             token = make_token(server_url)
+            raw = SqliteCeiling(folder)
             with server(server_url, folder / "server.log", processes=args.processes) as url:
-                rate = post_all(url, token, records, batch=args.batch, clients=args.clients)
-            ceiling = sqlite_ceiling(records, folder)
+                http_seconds, raw_seconds = alternate(url, token, raw, records, args)
+            raw.close()
             database = "sqlite"
     calls = "with call ids" if args.call_ids else "without call ids"
     print(
         f"database {database}; {args.records} records in batches of {args.batch} {calls}; {args.clients} clients; "
-        f"{args.processes} API process(es)"
+        f"{args.processes} API process(es); {args.rounds} alternating rounds"
     )
+    rate, ceiling = args.records / http_seconds, args.records / raw_seconds
     print(f"ingest: {rate:,.0f} records/s over HTTP; raw ceiling {ceiling:,.0f} rows/s; ratio {rate / ceiling:.2f}")
 
 
