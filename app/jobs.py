@@ -7,7 +7,6 @@ A job whose worker died (state `running`, lock older than LEASE) is claimed agai
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,8 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import utcnow, write_lock
+from app.db import utcnow
+from app.group_commit import group_for
 from app.tables import DELIVERIES, JOBS
 
 LEASE = timedelta(minutes=5)
@@ -186,70 +186,27 @@ def record_delivery(
 
     This is all the acknowledgement does, so it is one statement on PostgreSQL (the delivery, and its job only
     when the delivery is new) and two on SQLite, with no read first: the unique delivery id decides. On SQLite,
-    deliveries arriving together share one transaction (`_DeliveryGroup`).
+    deliveries arriving together share one transaction (app.group_commit).
     """
-    pending = _PendingDelivery(delivery_id=delivery_id, event=event, action=action, body=body)
+    pending = _Delivery(delivery_id=delivery_id, event=event, action=action, body=body)
     try:
-        if factory.kw["bind"].dialect.name == "sqlite":
-            return _group_for(factory).submit(factory, pending)
+        if factory.kw["bind"].dialect.name == "sqlite":  # deliveries arriving together share one transaction
+            return group_for(factory, _insert_delivery).submit(factory, pending)
         with factory() as session, session.begin():
             return _insert_delivery(session, pending)
     except IntegrityError:  # the same delivery arriving twice at once: the other request stored it
         return False
 
 
-@dataclass(eq=False)
-class _PendingDelivery:
+@dataclass(frozen=True, slots=True)
+class _Delivery:
     delivery_id: str
     event: str
     action: str | None
     body: bytes
-    stored: bool | None = None
-    error: BaseException | None = None
 
 
-class _DeliveryGroup:
-    """SQLite has one writer, and under 50 senders each acknowledgement waited for every other one's commit. So
-    deliveries arriving together are written together: the first to take the writer's lock writes every delivery
-    waiting at that moment in one transaction and hands each its answer (as app.store.GroupCommit does for usage).
-    Nobody is answered before that transaction committed."""
-
-    def __init__(self) -> None:
-        self._queue_lock = threading.Lock()
-        self._queue: list[_PendingDelivery] = []
-
-    def submit(self, factory: sessionmaker[Session], pending: _PendingDelivery) -> bool:
-        with self._queue_lock:
-            self._queue.append(pending)
-        with write_lock(factory):
-            if pending.stored is None and pending.error is None:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                try:
-                    with factory() as session, session.begin():
-                        answers = [_insert_delivery(session, item) for item in group]
-                except BaseException as error:
-                    for item in group:
-                        item.error = error
-                    raise
-                for item, stored in zip(group, answers, strict=True):
-                    item.stored = stored
-        if pending.error is not None:
-            raise pending.error
-        assert pending.stored is not None
-        return pending.stored
-
-
-_GROUPS: dict[int, _DeliveryGroup] = {}
-_GROUPS_LOCK = threading.Lock()
-
-
-def _group_for(factory: sessionmaker[Session]) -> _DeliveryGroup:
-    with _GROUPS_LOCK:
-        return _GROUPS.setdefault(id(factory.kw["bind"]), _DeliveryGroup())
-
-
-def _insert_delivery(session: Session, pending: _PendingDelivery) -> bool:
+def _insert_delivery(session: Session, pending: _Delivery) -> bool:
     now = utcnow()
     delivery_id = pending.delivery_id
     delivery = {

@@ -15,7 +15,6 @@ shape) pay for none of the call bookkeeping.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs
 from app.attribution import Attribution
-from app.db import utcnow, write_lock
+from app.db import utcnow
+from app.group_commit import group_for
 from app.pricing import price_nanousd
 from app.records import UsageRecord
 from app.tables import USAGE, USAGE_CALLS
@@ -267,6 +267,12 @@ def _write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
     return int(driver.total_changes - before)
 
 
+def _copy(driver: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({_QUOTED}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
     """COPY straight into `usage` when every record is new (the usual case: one statement, as fast as the database
     writes); when one is not, that COPY fails on the unique key, is rolled back to its savepoint, and the batch goes
@@ -275,19 +281,14 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
     driver: Any = connection.connection.dbapi_connection
     savepoint = connection.begin_nested()
     try:
-        with driver.cursor() as cursor, cursor.copy(f"COPY usage ({_QUOTED}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        _copy(driver, "usage", rows)
     except psycopg.errors.UniqueViolation:
         savepoint.rollback()
     else:
         savepoint.commit()
         return len(rows)
     connection.exec_driver_sql(_PG_STAGE)
-    cursor = driver.cursor()
-    with cursor.copy(f"COPY usage_incoming ({_QUOTED}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    _copy(driver, "usage_incoming", rows)
     result = connection.exec_driver_sql(_PG_INSERT)
     connection.exec_driver_sql("TRUNCATE usage_incoming")
     return int(result.rowcount)
@@ -320,62 +321,6 @@ def _write_batch(session: Session, batch: _Batch) -> int:
     return written
 
 
-@dataclass(eq=False)
-class _Pending:
-    batch: _Batch
-    accepted: int | None = None
-    error: BaseException | None = None
-
-
-class GroupCommit:
-    """SQLite has one writer at a time, and each commit writes every page the batch dirtied (seven indexes) to
-    the WAL, so committing 1,000-row batches one by one costs more than writing them. Concurrent batches are
-    therefore written together: the first request to take the writer's lock becomes the leader, writes every
-    batch waiting at that moment in one transaction, and hands each its own count. Nobody is answered before
-    that transaction committed, so an acknowledged record is a stored record.
-    """
-
-    def __init__(self) -> None:
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Pending] = []
-
-    def submit(self, factory: sessionmaker[Session], pending: _Pending) -> int:
-        with self._queue_lock:
-            self._queue.append(pending)
-        with write_lock(factory):  # the leader is whoever takes the database's write lock first
-            if pending.accepted is None and pending.error is None:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._write(factory, group)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.accepted is not None
-        return pending.accepted
-
-    @staticmethod
-    def _write(factory: sessionmaker[Session], group: list[_Pending]) -> None:
-        try:
-            with factory() as session, session.begin():
-                counts = [_write_batch(session, item.batch) for item in group]
-        except BaseException as error:
-            for item in group:
-                item.error = error
-            raise
-        for item, count in zip(group, counts, strict=True):
-            item.accepted = count
-
-
-_GROUPS: dict[int, GroupCommit] = {}
-_GROUPS_LOCK = threading.Lock()
-
-
-def _group_for(factory: sessionmaker[Session]) -> GroupCommit:
-    """One group committer per database engine of this process."""
-    key = id(factory.kw["bind"])
-    with _GROUPS_LOCK:
-        return _GROUPS.setdefault(key, GroupCommit())
-
-
 def store_usage(
     factory: sessionmaker[Session],
     *,
@@ -396,7 +341,7 @@ def store_usage(
     batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique)
     _dedupe_calls_in_batch(batch)
     if factory.kw["bind"].dialect.name == "sqlite":
-        accepted = _group_for(factory).submit(factory, _Pending(batch=batch))
+        accepted = group_for(factory, _write_batch).submit(factory, batch)
     else:
         with factory() as session, session.begin():
             accepted = _write_batch(session, batch)
