@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.outcome_report import Period, Scope, Spend
 from app.tables import PULLS, USAGE
@@ -26,7 +27,7 @@ def usd(nanousd: Any) -> Decimal:
 
 def spend_columns() -> list[Any]:
     return [
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
         sa.func.count().label("records"),
         sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
     ]

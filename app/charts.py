@@ -16,7 +16,6 @@ from decimal import Decimal
 from html import escape
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
-OTHER_COLOR = "#8C8C8C"
 AXIS_COLOR = "#595959"  # 7:1 against white
 GRID_COLOR = "#E3E3E3"
 WIDTH = 720  # charts over time

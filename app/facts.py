@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.budget import limits_with_overrides
 from app.db import as_utc, utcnow
+from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.people import logins_of
 from app.repo_config import ConfigResult, parse_repo_config
@@ -46,14 +47,14 @@ def _usd(nanousd: Any) -> Decimal:
 
 def _tokens(prefix: str = "") -> list[Any]:
     names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-    return [sa.func.coalesce(sa.func.sum(USAGE.c[name]), 0).label(prefix + name) for name in names]
+    return [sa.func.coalesce(exact_sum(USAGE.c[name]), 0).label(prefix + name) for name in names]
 
 
 def _spend_columns() -> list[Any]:
     return [
         sa.func.count().label("records"),
         sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
     ]
 
 
@@ -154,7 +155,7 @@ def gather_facts(
         sa.select(
             *_spend_columns(),
             *_tokens(),
-            sa.func.coalesce(sa.func.sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
+            sa.func.coalesce(exact_sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
             sa.func.count(sa.distinct(USAGE.c.session_id)).label("sessions"),
             sa.func.count(sa.distinct(USAGE.c.agent)).label("agents"),
         ).where(where)

@@ -21,7 +21,7 @@ from app.repo_config import ConfigResult
 
 PrState: TypeAlias = Literal["open", "closed", "merged"]  # "closed" means closed without merge
 ReviewState: TypeAlias = Literal["approved", "changes_requested", "commented", "dismissed"]
-Outcome: TypeAlias = Literal["merged", "closed", "approved", "changes_requested", "pending"]
+ReviewOutcome: TypeAlias = Literal["merged", "closed", "approved", "changes_requested", "pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ class ReviewSummary:
     changes_requested: int  # rounds: reviews that requested changes
     requesting_changes: tuple[str, ...]  # reviewers whose latest verdict still requests changes
     latest: tuple[tuple[str, ReviewState], ...]  # (reviewer, latest state), by login
-    outcome: Outcome
+    outcome: ReviewOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +269,7 @@ def summarize_reviews(reviews: Iterable[ReviewInfo], *, state: PrState) -> Revie
             latest[review.reviewer] = review.state
     approvals = tuple(sorted(login for login, s in latest.items() if s == "approved"))
     blocking = tuple(sorted(login for login, s in latest.items() if s == "changes_requested"))
-    outcome: Outcome
+    outcome: ReviewOutcome
     if state in ("merged", "closed"):
         outcome = state
     elif blocking:
