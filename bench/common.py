@@ -44,7 +44,8 @@ def server(database_url: str, log: Path, *, env: dict[str, str] | None = None, p
     }
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(processes)],
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+            + (["--workers", str(processes)] if processes > 1 else []),
             cwd=ROOT,
             env=environ,
             stdout=handle,
