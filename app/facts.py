@@ -252,11 +252,26 @@ class Published:
     check_summary: str | None
     check_run_sha: str | None
     head_repo: str | None
+    check_run_id: int | None = None  # None: not posted (dry-run, or check runs turned off)
+
+    def check_run_json(self) -> dict[str, Any] | None:
+        """The check run the last refresh rendered: what it says, when, and whether it was posted to GitHub."""
+        if self.check_title is None or self.generated_at is None:
+            return None
+        return {
+            "title": self.check_title,
+            "conclusion": self.check_conclusion,
+            "summary": self.check_summary,
+            "rendered_at": self.generated_at.isoformat(),
+            "posted": self.check_run_id is not None,
+            "id": self.check_run_id,
+            "head_sha": self.check_run_sha,
+        }
 
 
 def published(session: Session, *, repo: str, number: int) -> Published:
     columns = ("comment_id", "comment_body", "comment_generated_at", "check_title", "check_conclusion",
-               "check_summary", "check_run_sha", "head_repo")  # fmt: skip
+               "check_summary", "check_run_sha", "head_repo", "check_run_id")  # fmt: skip
     row = session.execute(
         sa.select(*(PULLS.c[name] for name in columns)).where(PULLS.c.repo == repo, PULLS.c.number == number)
     ).one()
@@ -270,6 +285,7 @@ def published(session: Session, *, repo: str, number: int) -> Published:
         check_summary=row.check_summary,
         check_run_sha=row.check_run_sha,
         head_repo=row.head_repo,
+        check_run_id=row.check_run_id,
     )
 
 

@@ -20,6 +20,7 @@ from app.parsing import load_items
 from app.pricing import price_nanousd
 from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
 from app.sources import FORMATS, Format
+from app.sources.agent_events import waits_for_session
 from app.sources.canonical import InexactNumber
 from app.tokens import TokenIdentity
 
@@ -102,9 +103,12 @@ def admit(batch: ParsedBatch, *, owner: str, fallback: Attribution, now: datetim
             record = record.with_attribution(fallback)
         repo = record.attribution.repo
         if repo is None:
-            refused.append(Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header"))
-            continue
-        if not repo.startswith(own_prefix):
+            if not waits_for_session(record):  # Codex telemetry waits for its rollout
+                refused.append(
+                    Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header")
+                )
+                continue
+        elif not repo.startswith(own_prefix):
             refused.append(Rejection(position, f"repository {repo} does not belong to {owner}"))
             continue
         if check_text and (problem := _unstorable_text(record)):

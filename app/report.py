@@ -197,6 +197,10 @@ class PullRequestReport:
         return self.totals.records > 0
 
     @property
+    def tail_label(self) -> str:  # the `sha=None` interval: work to push on an open PR; none will come once closed
+        return "not pushed yet" if self.pr.state == "open" else "after the last push"
+
+    @property
     def is_comment_wanted(self) -> bool:
         """Whether `comment.behavior`/`min_cost` want a comment; unpriced calls count as spend worth showing."""
         comment = self.config.config.comment

@@ -1,4 +1,7 @@
-"""`tokentrail import claude-code|codex [PATH]`: upload local agent transcripts to `/v1/ingest/{source}`.
+"""`tokentrail import claude-code|codex|gemini|copilot [PATH]`: upload local agent transcripts to Tokentrail.
+
+Gemini CLI chats and Copilot's OTel file: `app.local.agent_files` says what of them is sent, and how they are
+attributed. The rest of this note is about Claude Code and Codex.
 
 How a transcript folder becomes requests:
 
@@ -41,8 +44,10 @@ from typing import IO
 
 from app.attribution import normalize_repo
 from app.local.agent_env import normalize_remote, read_identity, read_origin, redact_url
+from app.local.agent_files import copilot_span_line, gemini_lines, project_folder
 from app.local.progress import Progress, Totals, summary
 from app.local.transcripts import (
+    KIND_NAMES,
     MAX_BODY_BYTES,
     MAX_LINES,
     SOURCES,
@@ -53,6 +58,8 @@ from app.local.transcripts import (
     default_paths,
     find_cwd,
     find_transcripts,
+    sniff,
+    unreadable,
 )
 from app.local.upload import (
     DEFAULT_SERVER,
@@ -117,6 +124,7 @@ class Importer:
     repo: str | None = None  # --repo: the repository header for everything
     resolve: Callable[[str | None], str | None] = field(default_factory=RepoResolver)
     identify: Callable[[str | None], str | None] = field(default_factory=IdentityResolver)
+    here: Path = field(default_factory=Path.cwd)  # where a Gemini CLI chat's project folder is looked for
 
     def run(self, files: list[Path]) -> None:
         self.totals.files = len(files)
@@ -124,6 +132,11 @@ class Importer:
         pending_repo: str | None = None
         pending_folders: set[str] = set()
         for path in files:
+            if self.source.name in ("gemini", "copilot"):
+                self._send_agent_file(path)
+                self.totals.files_done += 1
+                self._tick()
+                continue
             cwd = find_cwd(path, self.source.name)
             repo_url = self.repo or self.resolve(cwd)
             actor = self.identify(cwd)
@@ -138,10 +151,13 @@ class Importer:
                 pending_repo = repo_url
                 pending_folders.add(_where(cwd, path))
                 with path.open("rb") as handle:
-                    for raw in handle:
+                    for number, raw in enumerate(handle, start=1):
                         self.totals.lines += 1
                         line = claude_code_line(raw)
                         if line is None:
+                            continue
+                        if (reason := unreadable(line)) is not None:  # refused here, named by file and line
+                            self.totals.reject(reason, f"{path}:{number}")
                             continue
                         if len(line) > self.batch_bytes:
                             self.totals.oversized_lines += 1
@@ -149,7 +165,7 @@ class Importer:
                         if not pending.fits(line, max_lines=self.batch_lines, max_bytes=self.batch_bytes):
                             self._send(pending, pending_repo, pending_folders)
                             pending, pending_folders = Chunk(actor=actor), {_where(cwd, path)}
-                        pending.add(line)
+                        pending.add(line, origin=f"{path}:{number}")
             self.totals.files_done += 1
             self._tick()
         if pending.lines:
@@ -159,15 +175,45 @@ class Importer:
         chunker = CodexChunker(max_lines=self.batch_lines, max_bytes=self.batch_bytes)
         folders = {_where(cwd, path)}
         with path.open("rb") as handle:
-            for raw in handle:
+            for number, raw in enumerate(handle, start=1):
                 self.totals.lines += 1
-                for chunk in chunker.feed(raw):
+                for chunk in chunker.feed(raw, origin=f"{path}:{number}"):
                     chunk.actor = actor
                     self._send(chunk, repo_url, folders)
         for chunk in chunker.finish():
             chunk.actor = actor
             self._send(chunk, repo_url, folders)
         self.totals.oversized_lines += chunker.oversized
+
+    def _send_agent_file(self, path: Path) -> None:
+        """A Gemini CLI chat (its metadata line opens every request) or a Copilot OTel file (a span a line)."""
+        prefix: bytes | None = None
+        cwd: str | None = None
+        if self.source.name == "gemini":
+            prefix, project, lines = gemini_lines(path)
+            self.totals.lines += len(lines) + (prefix is not None)
+            cwd = project_folder(project, self.here)
+        else:
+            with path.open("rb") as handle:
+                raw_lines = handle.readlines()
+            self.totals.lines += len(raw_lines)
+            lines = [line for line in map(copilot_span_line, raw_lines) if line is not None]
+        repo_url, actor, folders = self.repo or self.resolve(cwd), self.identify(cwd), {_where(cwd, path)}
+        chunk = Chunk(actor=actor)
+        for line in lines:
+            if len(line) + len(prefix or b"") > self.batch_bytes:
+                self.totals.oversized_lines += 1
+                continue
+            if not chunk.lines and prefix is not None:
+                chunk.add(prefix, usage=False)
+            if not chunk.fits(line, max_lines=self.batch_lines, max_bytes=self.batch_bytes):
+                self._send(chunk, repo_url, folders)
+                chunk = Chunk(actor=actor)
+                if prefix is not None:
+                    chunk.add(prefix, usage=False)
+            chunk.add(line, origin=str(path))
+        if chunk.usage_lines:
+            self._send(chunk, repo_url, folders)
 
     def _send(self, chunk: Chunk, repo_url: str | None, folders: set[str]) -> None:
         self.totals.requests += 1
@@ -183,13 +229,13 @@ class Importer:
         for index, reason in outcome.rejected:
             if index in chunk.ignore:
                 continue
-            self.totals.rejected += 1
             if reason.startswith(NO_REPOSITORY):
+                self.totals.rejected += 1
                 self.totals.no_repository += 1
                 if repo_url is None:
                     self.totals.unattributed_folders.update(folders)
             else:
-                self.totals.errors[reason[:160]] += 1
+                self.totals.reject(reason, chunk.origins[index] if 0 <= index < len(chunk.origins) else None)
         self._tick()
 
     def _tick(self) -> None:
@@ -201,11 +247,12 @@ class Importer:
 
 
 def add_arguments(parser: argparse.ArgumentParser, source: str) -> None:
-    default = (
-        "$CLAUDE_CONFIG_DIR/projects, else ~/.config/claude/projects and ~/.claude/projects"
-        if source == "claude-code"
-        else "$CODEX_HOME (default ~/.codex) sessions and archived_sessions"
-    )
+    default = {
+        "claude-code": "$CLAUDE_CONFIG_DIR/projects, else ~/.config/claude/projects and ~/.claude/projects",
+        "codex": "$CODEX_HOME (default ~/.codex) sessions and archived_sessions",
+        "gemini": "~/.gemini/tmp/*/chats",
+        "copilot": "the file $COPILOT_OTEL_FILE_EXPORTER_PATH names",
+    }[source]
     parser.add_argument("path", nargs="?", type=Path, help=f"a transcript file or folder (default: {default})")
     parser.add_argument("--server", help=f"Tokentrail server URL (env TOKENTRAIL_SERVER; default {DEFAULT_SERVER})")
     parser.add_argument("--token", help="API token (env TOKENTRAIL_TOKEN); not needed with --dry-run")
@@ -229,7 +276,8 @@ def run(
     out: IO[str] | None = None,
     err: IO[str] | None = None,
 ) -> int:
-    """The `tokentrail import` command: 0 when every request succeeded, 1 when one failed, 2 on bad usage."""
+    """The `tokentrail import` command: 0 when every request succeeded; 1 when one failed, when every record was
+    rejected, or when files were the other agent's; 2 on bad usage."""
     environ = os.environ if environ is None else environ
     out = out or sys.stdout
     err = err or sys.stderr
@@ -251,14 +299,27 @@ def run(
         say("tokentrail: a token is required: --token T or TOKENTRAIL_TOKEN (tokentrail token create)", err)
         return 2
     paths = [args.path.expanduser()] if args.path else default_paths(source.name, environ, Path.home())
+    if not paths:
+        say("tokentrail: name the file: the PATH argument, or COPILOT_OTEL_FILE_EXPORTER_PATH", err)
+        return 2
     missing = [str(p) for p in paths if not p.exists()]
     if missing and len(missing) == len(paths):
         say(f"tokentrail: no such file or folder: {', '.join(missing)}", err)
         return 2
     files = find_transcripts(paths, source.pattern)
+    # Claude Code transcripts and Codex rollouts are both JSON lines and easily swapped: the other agent's files
+    # are named, and left out (its parser would read nothing of them). Gemini CLI and Copilot files are not sniffed.
+    other = {"claude-code": "codex", "codex": "claude-code"}.get(source.name)
+    candidates = (files or find_transcripts(paths, "*.jsonl")[:20]) if other else []
+    misplaced = [path for path in candidates if sniff(path) == other]
+    for path in misplaced[:5]:
+        say(f"tokentrail: {path}: this looks like {KIND_NAMES[other or '']}: use `tokentrail import {other}`", err)
+    if len(misplaced) > 5:
+        say(f"tokentrail: … and {len(misplaced) - 5} more files like these", err)
+    files = [path for path in files if path not in set(misplaced)]
     if not files:
         say(f"No {source.name} transcripts found in {', '.join(map(str, paths))}.", out)
-        return 0
+        return 1 if misplaced else 0
     server = args.server or environ.get("TOKENTRAIL_SERVER") or DEFAULT_SERVER
     uploader: Uploader = DryRunUploader() if args.dry_run else HttpUploader(server, token or "")
     totals = Totals()
@@ -280,9 +341,12 @@ def run(
         progress.close(totals)
         if isinstance(uploader, HttpUploader):
             uploader.close()
-    for line in summary(totals, source=source.name, dry_run=args.dry_run):
-        say(line, out)
-    if aborted is not None:
+    if aborted is None or totals.requests > 1 or totals.accepted or totals.duplicates:
+        for line in summary(totals, source=source.name, dry_run=args.dry_run, stopped=aborted is not None):
+            say(line, out)
+    if aborted is not None:  # before anything was sent (a refused token): no summary of an import that did not happen
         say(f"tokentrail: import stopped: {aborted}", err)
         return 1
-    return 1 if totals.failed_requests else 0
+    if totals.nothing_stored:
+        say(f"tokentrail: every record was rejected: nothing was {'read' if args.dry_run else 'stored'}", err)
+    return 1 if totals.failed_requests or totals.nothing_stored or misplaced else 0

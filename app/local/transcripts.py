@@ -11,13 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.parsing import to_int
+from app.parsing import iter_json_lines, to_int
 from app.records import ParsedBatch
-from app.sources import claude_code, codex
+from app.sources import claude_code, codex, gemini, otlp
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_LINES = 10_000
 _CWD_SCAN_LINES = 5_000  # how far into a file to look for its `cwd`
+_SNIFF_LINES = 20  # how far into a file to look for what kind of transcript it is
+KIND_NAMES = {"claude-code": "a Claude Code transcript", "codex": "a Codex rollout"}
+_CODEX_TYPES = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})
+_CLAUDE_TYPES = frozenset({"user", "assistant", "summary", "system"})
 
 
 # --- finding transcripts ------------------------------------------------------------------------------------------
@@ -34,17 +38,26 @@ class SourceKind:
 SOURCES: dict[str, SourceKind] = {
     "claude-code": SourceKind("claude-code", "/v1/ingest/claude-code", "*.jsonl", claude_code.parse),
     "codex": SourceKind("codex", "/v1/ingest/codex", "rollout-*.jsonl", codex.parse),
+    "gemini": SourceKind("gemini", "/v1/ingest/gemini", "*.json*", gemini.parse),
+    # Copilot's OTel file becomes OTLP/JSON span requests (app.local.agent_files), read by the traces route.
+    "copilot": SourceKind("copilot", "/v1/ingest/otlp/v1/traces", "*.jsonl", otlp.parse_traces),
 }
 
 
 def default_paths(source: str, environ: Mapping[str, str], home: Path) -> list[Path]:
     """Where the agent keeps its transcripts: Claude Code `$CLAUDE_CONFIG_DIR/projects` (comma-separated dirs
     allowed) or `~/.config/claude/projects` and `~/.claude/projects`; Codex `$CODEX_HOME/sessions` (default
-    `~/.codex`) and its `archived_sessions`."""
+    `~/.codex`) and its `archived_sessions`; Gemini CLI `~/.gemini/tmp/*/chats`; Copilot the file
+    `$COPILOT_OTEL_FILE_EXPORTER_PATH` names (none without it)."""
     if source == "claude-code":
         configured = [Path(p).expanduser() for p in environ.get("CLAUDE_CONFIG_DIR", "").split(",") if p.strip()]
         roots = configured or [home / ".config" / "claude", home / ".claude"]
         candidates = [root / "projects" for root in roots]
+    elif source == "gemini":
+        candidates = sorted((home / ".gemini" / "tmp").glob("*/chats")) or [home / ".gemini" / "tmp"]
+    elif source == "copilot":
+        exported = environ.get("COPILOT_OTEL_FILE_EXPORTER_PATH", "").strip()
+        candidates = [Path(exported).expanduser()] if exported else []
     else:
         codex_home = Path(environ["CODEX_HOME"]).expanduser() if environ.get("CODEX_HOME") else home / ".codex"
         candidates = [codex_home / "sessions", codex_home / "archived_sessions"]
@@ -89,6 +102,30 @@ def find_cwd(path: Path, source: str) -> str | None:
             cwd = holder.get("cwd") if isinstance(holder, dict) else None
             if isinstance(cwd, str) and cwd.strip():
                 return cwd.strip()
+    return None
+
+
+def sniff(path: Path) -> str | None:
+    """Which agent wrote this file ("claude-code", "codex"), from the shape of its first lines; None when unsure.
+    Codex lines are `{"type": ..., "payload": {...}}`; Claude Code lines carry `sessionId` and no `payload`."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle):
+            if number >= _SNIFF_LINES:
+                break
+            line = _load(raw)
+            if not isinstance(line, dict):
+                continue
+            if isinstance(line.get("payload"), dict) and line.get("type") in _CODEX_TYPES:
+                return "codex"
+            if "payload" not in line and ("sessionId" in line or line.get("type") in _CLAUDE_TYPES):
+                return "claude-code"
+    return None
+
+
+def unreadable(raw: bytes) -> str | None:
+    """Why the server's parser would refuse this line as JSON (its very words), or None when it reads."""
+    for _, value in iter_json_lines(raw):
+        return str(value) if isinstance(value, ValueError) else None
     return None
 
 
@@ -142,11 +179,13 @@ class Chunk:
     ignore: set[int] = field(default_factory=set)
     usage_lines: int = 0  # lines that may yield records (not the prefix)
     actor: str | None = None  # who ran the sessions (the checkout's git e-mail), sent as x-tokentrail-actor
+    origins: list[str | None] = field(default_factory=list)  # "file:line" of each line, to name a rejected one
 
-    def add(self, line: bytes, *, usage: bool = True, ignore: bool = False) -> None:
+    def add(self, line: bytes, *, usage: bool = True, ignore: bool = False, origin: str | None = None) -> None:
         if ignore:
             self.ignore.add(len(self.lines))
         self.lines.append(line)
+        self.origins.append(origin)
         self.size += len(line)
         self.usage_lines += usage
 
@@ -168,7 +207,7 @@ class CodexChunker:
         self.chunk = Chunk()
         self.oversized = 0
 
-    def feed(self, raw: bytes) -> Iterator[Chunk]:
+    def feed(self, raw: bytes, origin: str | None = None) -> Iterator[Chunk]:
         line = _load(raw) if (self.first_readable is None or any(m in raw for m in _CODEX_MARKERS)) else None
         if not isinstance(line, dict):
             return
@@ -189,7 +228,7 @@ class CodexChunker:
         if not self.chunk.fits(raw, max_lines=self.max_lines, max_bytes=self.max_bytes):
             yield from self._emit()
             self._start_with_prefix()
-        self.chunk.add(raw, usage=usage)
+        self.chunk.add(raw, usage=usage, origin=origin)
         # Track the state the parser carries from one line to the next.
         total = _codex_total(line)
         if kind == "session_meta" and self.meta is None and isinstance(payload, dict):
