@@ -360,3 +360,39 @@ class GitHubSetupState(SQLModel, table=True):
     state_hash: str = Field(sa_type=sa.String(64), primary_key=True)
     created_at: datetime = Field(sa_type=_utc())
     expires_at: datetime = Field(sa_type=_utc())
+
+
+class PullSpendGroup(SQLModel, table=True):
+    """The per-PR rollup (app.pull_rollup): a PR's counted usage (pr_private false) summed per model, actor,
+    source and push interval, rewritten whole whenever matching touches the PR. The PR summary reads these few
+    rows instead of aggregating every record of a heavy PR on each request."""
+
+    __tablename__ = "pull_spend"
+    __table_args__ = (sa.Index(None, "repo", "number"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    model: str = Field(sa_type=sa.String(255))
+    provider: str | None = Field(default=None, sa_type=sa.String(64))
+    actor: str | None = Field(default=None, sa_type=sa.String(255))
+    agent: str | None = Field(default=None, sa_type=sa.String(100))
+    source: str = Field(sa_type=sa.String(32))
+    also_seen_by: str | None = Field(default=None, sa_type=sa.String(255))
+    push_interval: int  # how many of the PR's pushes came before these calls (0: before the first push)
+    # The same on every row of a PR (kept here, not on pull_requests, so that matching never waits for the row lock
+    # a refresh holds): the PR's distinct sessions, and the digest of the pushes the intervals were split by.
+    pr_sessions: int
+    pushes_digest: str = Field(sa_type=sa.String(64))
+    first_at: datetime = Field(sa_type=_utc())
+    records: int = Field(sa_type=sa.BigInteger)
+    unpriced: int = Field(sa_type=sa.BigInteger)
+    cost_nanousd: int = Field(sa_type=sa.BigInteger)
+    input_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_read_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(sa_type=sa.BigInteger)
+    output_tokens: int = Field(sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(sa_type=sa.BigInteger)

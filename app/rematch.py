@@ -5,7 +5,8 @@ usage can never both miss each other:
 - `match_pending` matches records that arrived (or grew, or gained attribution) since the last run;
 - `rematch_pulls` re-examines what `matching.records_to_reexamine` names after pull requests changed.
 Either way every record of the sessions involved is examined too (rule 5 looks at a whole session), and both
-return the pull requests whose spend changed, so their comments are refreshed.
+return the pull requests whose spend changed, so their comments are refreshed; both rewrite those PRs' rollups
+(app.pull_rollup) in the same transaction as the answers.
 
 A record the matcher cannot read (a time SQLite cannot parse, a commit that is not hex: rows written by older
 versions or by hand) is set aside with its error (`match_error`) and never stops the rest (DESIGN §5).
@@ -34,6 +35,7 @@ from app.matching import (
     match_records,
     records_to_reexamine,
 )
+from app.pull_rollup import refresh_pull_spend
 from app.repo_state import default_branches
 from app.tables import PULL_COMMITS, PULLS, USAGE
 
@@ -285,6 +287,7 @@ def match_pending(session: Session, *, repo: str, grace: timedelta) -> tuple[set
     if not rows:
         return set(), False
     touched = _match(session, {row.pk: row for row in rows}, grace=grace, writable={repo})
+    refresh_pull_spend(session, touched)
     return touched, len(rows) == PENDING_BATCH
 
 
@@ -333,4 +336,6 @@ def rematch_pulls(
     what = records_to_reexamine(changed, neighbours=neighbours, moved_default_branches=moved)
     rows = _select(session, what, repos=repos)
     touched = {(pr.repo, pr.number) for pr in changed}
-    return touched | (_match(session, rows, grace=grace, writable=repos) if rows else set())
+    touched |= _match(session, rows, grace=grace, writable=repos) if rows else set()
+    refresh_pull_spend(session, touched)
+    return touched

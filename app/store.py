@@ -29,6 +29,7 @@ from app.attribution import Attribution
 from app.db import utcnow
 from app.group_commit import group_for
 from app.pricing import price_nanousd
+from app.pull_rollup import refresh_pull_spend
 from app.records import UsageRecord
 from app.tables import USAGE, USAGE_CALLS
 
@@ -195,6 +196,7 @@ def _drop_stored_calls(session: Session, batch: _Batch) -> None:
 def _apply_fills(session: Session, batch: _Batch, stored: dict[int, Any]) -> None:
     """Write what duplicates added to the records stored first; one whose attribution grew is matched again."""
     u = USAGE.c
+    regrouped: set[tuple[str, int]] = set()  # PRs whose by-source figures moved: their rollup is rewritten
     for pk, fill in batch.fills.items():
         row = stored[pk]
         seen = sorted(fill.sources - {row.source})
@@ -207,13 +209,18 @@ def _apply_fills(session: Session, batch: _Batch, stored: dict[int, Any]) -> Non
         elif values["also_seen_by"] == row.also_seen_by:
             continue
         session.execute(sa.update(USAGE).where(u.pk == pk).values(**values))
+        if values["also_seen_by"] != row.also_seen_by and row.pr_repo is not None and row.pr_number is not None:
+            regrouped.add((row.pr_repo, row.pr_number))
+    refresh_pull_spend(session, regrouped)
 
 
 def _fill_rows(session: Session, pks: Iterable[int]) -> dict[int, Any]:
     u = USAGE.c
     rows: dict[int, Any] = {}
     for chunk in _chunks(sorted(pks)):
-        query = sa.select(u.pk, u.source, u.repo, u.branch, u.commit, u.pr, u.also_seen_by).where(u.pk.in_(chunk))
+        query = sa.select(
+            u.pk, u.source, u.repo, u.branch, u.commit, u.pr, u.also_seen_by, u.pr_repo, u.pr_number
+        ).where(u.pk.in_(chunk))
         rows.update((row.pk, row) for row in session.execute(query))
     return rows
 

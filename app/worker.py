@@ -29,6 +29,7 @@ from app.github import GitHubError
 from app.heartbeat import Heartbeat
 from app.plan import plan_publish
 from app.publish import Publisher, apply, posted, rendered_values
+from app.pull_rollup import refresh_if_stale
 from app.rematch import PullKey, match_pending, rematch_pulls
 from app.render import render
 from app.report import build_report
@@ -159,6 +160,7 @@ class Worker:
             self.queue_refresh(
                 session, rematch_pulls(session, keys={(repo, number)}, grace=self.grace) - {(repo, number)}
             )
+        refresh_if_stale(session, repo=repo, number=number)  # a push moved the split between pushes
         facts = gather_facts(session, repo=repo, number=number, public_url=str(self.settings.public_url))
         report = build_report(facts)
         rendered = render(report)

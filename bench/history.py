@@ -474,9 +474,35 @@ def load_postgres(url: str, history: History, records: int, *, pending: float = 
 
 def load(database_url: str, history: History, records: int, *, pending: float = 0.002) -> tuple[dict[str, int], float]:
     """Fill a migrated database; returns the row counts and the seconds it took."""
+    from app.db import create_db_engine
+    from app.pull_rollup import rebuild_all
+
     started = time.perf_counter()
     if database_url.startswith("sqlite"):
         counts = load_sqlite(database_url.split("///", 1)[1], history, records, pending=pending)
     else:
         counts = load_postgres(database_url, history, records, pending=pending)
+    # The per-PR rollup groups the worker keeps through matching (app.pull_rollup), in one set-based pass.
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        rebuild_all(connection)
+    if not database_url.startswith("sqlite"):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE pull_spend")
+            connection.exec_driver_sql("VACUUM ANALYZE pull_requests")
+    else:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    engine.dispose()
+    counts["pull_spend"] = _count(database_url, "pull_spend")
     return counts, time.perf_counter() - started
+
+
+def _count(database_url: str, table: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        value = int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+    engine.dispose()
+    return value
