@@ -8,6 +8,9 @@ appends the rendered report to the job summary, sets the step outputs `cost-usd`
 `details-url`, annotates the run, and exits 1 only when the verdict reaches `fail-on` (or when something is broken:
 bad inputs, refused credentials, an unreachable server).
 
+With `usage-files`, it first uploads the usage of agents that ran in the job (`usage_files.py`, next to this
+script) with the run's OIDC token, and waits for the server to match it, so the verdict includes it.
+
 Inputs arrive as INPUT_* environment variables set by action.yml (never interpolated into the script).
 """
 
@@ -24,6 +27,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib import error, parse, request
 
+# usage_files.py sits next to this script; `python -I` (and some runners' setups) leave its folder off sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import usage_files
+
 USER_AGENT = "tokentrail-action/1"
 FAIL_ON = ("fail", "warn", "never")
 REACHES = {"fail": {"fail"}, "warn": {"warn", "fail"}, "never": set()}
@@ -31,6 +38,7 @@ TIMEOUT_SECONDS = 20.0
 RETRY_DELAYS = (1.0, 2.0)  # connection errors and 502/503/504 are retried after these pauses
 RETRY_STATUSES = {502, 503, 504}
 MAX_WAIT_SECONDS = 3600.0
+SETTLE_SECONDS = 60.0  # after an upload: how long the verdict may wait for the server to match the new usage
 
 
 class ActionError(Exception):
@@ -100,6 +108,8 @@ class Config:
     id_token_url: str
     id_token_request_token: str
     repository: str
+    usage_files: str = ""
+    workspace: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -133,6 +143,8 @@ class Config:
             id_token_url=get("ACTIONS_ID_TOKEN_REQUEST_URL"),
             id_token_request_token=get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
             repository=get("GITHUB_REPOSITORY"),
+            usage_files=env.get("INPUT_USAGE_FILES", ""),
+            workspace=get("GITHUB_WORKSPACE") or os.getcwd(),
         )
 
     def overrides(self) -> dict[str, str]:
@@ -157,6 +169,7 @@ class PullRequest:
     number: int
     head_sha: str
     head_repo: str | None  # None when the fork was deleted
+    head_ref: str = ""  # the PR's head branch
 
     @property
     def is_fork(self) -> bool:
@@ -198,6 +211,7 @@ def read_pull_request(config: Config) -> PullRequest | None:
         number=number,
         head_sha=str(_dig(pull, "head", "sha") or ""),
         head_repo=head_repo if isinstance(head_repo, str) else None,
+        head_ref=str(_dig(pull, "head", "ref") or ""),
     )
 
 
@@ -227,9 +241,23 @@ class Response:
 
 def http_get(url: str, *, headers: dict[str, str], what: str, sleep: Callable[[float], None] = time.sleep) -> Response:
     """GET with retries for connection errors and 502/503/504; every other answer is returned as is."""
+    return http_request(url, headers=headers, what=what, sleep=sleep)
+
+
+def http_request(
+    url: str,
+    *,
+    headers: dict[str, str],
+    what: str,
+    body: bytes | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Response:
+    """GET (or POST with a body) with retries for connection errors and 502/503/504. A POST is retried too: the
+    uploads it sends are idempotent (the server dedupes their records)."""
     attempt = 0
     while True:
-        req = request.Request(url, headers={"User-Agent": USER_AGENT, **headers}, method="GET")
+        method = "GET" if body is None else "POST"
+        req = request.Request(url, data=body, headers={"User-Agent": USER_AGENT, **headers}, method=method)
         try:
             with request.urlopen(req, timeout=TIMEOUT_SECONDS) as answer:
                 response = Response(answer.status, answer.read())
@@ -324,13 +352,17 @@ def wait_for_verdict(
     client: Tokentrail,
     pr: PullRequest,
     *,
+    settle: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
     """One verdict with wait-seconds 0. Otherwise poll until the PR is known at its head commit, no usage of it
-    waits to be matched, and the spend did not change over one poll interval, or until wait-seconds have passed."""
+    waits to be matched, and the spend did not change over one poll interval, or until wait-seconds have passed.
+    With `settle` (usage was just uploaded) and wait-seconds 0, poll only until no usage waits to be matched, for
+    at most `settle` seconds."""
     config = client.config
-    deadline = clock() + config.wait_seconds
+    settling = config.wait_seconds <= 0 and settle > 0
+    deadline = clock() + (settle if settling else config.wait_seconds)
     previous: dict[str, Any] | None = None
     head_seen = not pr.head_sha
     while True:
@@ -340,10 +372,21 @@ def wait_for_verdict(
             head_seen = summary is not None and summary.get("head_sha") == pr.head_sha
         pending = int(verdict.get("pending_records") or 0) if verdict is not None else 0
         changed = previous is None or _spend(previous) != _spend(verdict)
-        if config.wait_seconds <= 0 or (verdict is not None and head_seen and not pending and not changed):
+        if settling and (verdict is None or not pending):
+            return Outcome(verdict, head_seen)
+        if not settling and (
+            config.wait_seconds <= 0 or (verdict is not None and head_seen and not pending and not changed)
+        ):
             return Outcome(verdict, head_seen)
         remaining = deadline - clock()
         if remaining <= 0:
+            if settling and pending:
+                command(
+                    "notice",
+                    f"{pending} usage record(s) were still being matched after {settle:.0f}s: the verdict may not"
+                    " include all of this job's upload yet (the PR comment will).",
+                    title="AI spend",
+                )
             return Outcome(verdict, head_seen)
         if verdict is None:
             why = f"Tokentrail does not know {pr.repo}#{pr.number} yet"
@@ -353,7 +396,7 @@ def wait_for_verdict(
             why = f"{pending} usage record(s) are still being matched"
         else:
             why = f"spend is ${verdict.get('cost_usd')} over {verdict.get('records')} record(s); checking it is final"
-        pause = min(config.poll_seconds, remaining)
+        pause = min(1.0 if settling else config.poll_seconds, remaining)
         print(f"Waiting {pause:.0f}s: {why}.", flush=True)
         sleep(pause)
         previous = verdict
@@ -417,8 +460,8 @@ def write_outputs(config: Config, **values: str) -> None:
     append(config.output_path, "".join(output_block(name.replace("_", "-"), value) for name, value in values.items()))
 
 
-def report(config: Config, pr: PullRequest, client: Tokentrail) -> int:
-    outcome = wait_for_verdict(client, pr)
+def report(config: Config, pr: PullRequest, client: Tokentrail, *, uploaded: int = 0) -> int:
+    outcome = wait_for_verdict(client, pr, settle=SETTLE_SECONDS if uploaded else 0.0)
     verdict = outcome.verdict
     if verdict is None:
         command(
@@ -482,6 +525,43 @@ def credentials(config: Config) -> tuple[str, bool] | None:
     return None
 
 
+def upload_usage(config: Config, pr: PullRequest, token: str) -> int:
+    """Upload the usage-files; the number of records the server accepted. A file the server cannot read is a
+    warning (the others still count); refused credentials are an error."""
+    files, unmatched = usage_files.find_files(config.usage_files, workspace=config.workspace)
+    for pattern in unmatched:
+        command("warning", f"usage-files: {pattern} matches no file", title="AI spend")
+    url = f"{config.server_url}/v1/ingest/ci"
+
+    def post(target: str, *, headers: dict[str, str], body: bytes) -> Response:
+        return http_request(target, headers=headers, body=body, what="the Tokentrail server")
+
+    accepted = duplicates = 0
+    lines = []
+    for path in files:
+        try:
+            done = usage_files.upload_file(path, url=url, token=token, pr=pr, post=post)
+        except usage_files.UploadRefused as refused:
+            if refused.status in (401, 403):
+                raise ActionError(f"the Tokentrail server refused the upload of {path} {refused}") from None
+            command("warning", f"usage-files: {path} was not uploaded {refused}", title="AI spend")
+            continue
+        except OSError as problem:
+            command("warning", f"usage-files: cannot read {path}: {problem}", title="AI spend")
+            continue
+        accepted += done.accepted
+        duplicates += done.duplicates
+        line = f"{path} ({done.kind}): {done.accepted} new, {done.duplicates} already counted"
+        if done.rejected:
+            line += f", {len(done.rejected)} rejected"
+            command("warning", f"usage-files: {path}: " + "; ".join(done.rejected[:5]), title="AI spend")
+        print(f"Uploaded {line}.", flush=True)
+        lines.append(f"- {line}")
+    if lines:
+        append(config.step_summary, "### AI spend of this job's agents\n\n" + "\n".join(lines) + "\n\n")
+    return accepted
+
+
 def run(config: Config) -> int:
     pr = read_pull_request(config)
     if pr is None:
@@ -500,6 +580,12 @@ def run(config: Config) -> int:
                 " comment and the AI spend check run on the pull request still report its spend."
             )
             command("notice", message, title="AI spend")
+            if usage_files.patterns(config.usage_files):
+                command(
+                    "notice",
+                    "usage-files: not uploaded: a fork's run has no OIDC token to prove which repository it runs for",
+                    title="AI spend",
+                )
             append(config.step_summary, f"### AI spend\n\n{message}\n\n")
             write_outputs(config, status="none")
             return 0
@@ -508,7 +594,17 @@ def run(config: Config) -> int:
             " API token in the token input"
         )
     token, using_oidc = found
-    return report(config, pr, Tokentrail(config, token, using_oidc=using_oidc))
+    uploaded = 0
+    if usage_files.patterns(config.usage_files):
+        if using_oidc:
+            uploaded = upload_usage(config, pr, token)
+        else:
+            command(
+                "notice",
+                "usage-files: not uploaded: uploads need the run's OIDC token (permissions: id-token: write)",
+                title="AI spend",
+            )
+    return report(config, pr, Tokentrail(config, token, using_oidc=using_oidc), uploaded=uploaded)
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

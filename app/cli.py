@@ -355,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         source_parser = import_sources.add_parser(source, help=f"import {what}")
         add_import_arguments(source_parser, source)
         source_parser.set_defaults(func=cmd_import)
+
+    from app.local.hooks_cli import add_arguments as add_hooks_arguments
+
+    add_hooks_arguments(commands)
     return parser
 
 

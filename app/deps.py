@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope, utcnow, write_lock
+from app.oidc import ActionsIdentity
 from app.periods import BOUND_HELP
 from app.settings import Settings
 from app.tokens import TokenIdentity, find_token, record_use
@@ -92,18 +93,19 @@ def own_owner(owner: str, *, caller: str) -> str:
     return owner.lower()
 
 
-def require_repo_reader(owner: str, repo: str, request: Request, factory: SessionFactoryDep) -> str:
-    """`owner/name` when the caller may read that repository: an API token of its owner, or a GitHub Actions OIDC
-    token of that very repository, installed with the App, whose ids match what GitHub's webhooks told
-    (DESIGN §8). 401/403 otherwise."""
+def require_actions_identity(request: Request, factory: SessionFactoryDep) -> ActionsIdentity:
+    """The repository a GitHub Actions OIDC token proves to run for: verified against GitHub's JWKS, installed
+    with the App, its ids matching what GitHub's webhooks told (DESIGN §8). 401/403 otherwise."""
     from app.oidc import OidcError, looks_like_jwt, refusal, verify_actions_token
     from app.repo_state import recorded_repository
 
-    full_name = f"{owner.lower()}/{repo.lower()}"
     token = bearer_token(request)
     if not looks_like_jwt(token):
-        own_owner(owner, caller=require_owner(request, factory))
-        return full_name
+        raise HTTPException(
+            status_code=401,
+            detail="this endpoint takes the run's GitHub Actions OIDC token (permissions: id-token: write)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     settings: Settings = request.app.state.settings
     try:
         identity = verify_actions_token(token, jwks=request.app.state.jwks, audience=settings.audience)
@@ -111,15 +113,29 @@ def require_repo_reader(owner: str, repo: str, request: Request, factory: Sessio
         raise HTTPException(
             status_code=error.status, detail=str(error), headers={"WWW-Authenticate": "Bearer"}
         ) from None
-    if identity.repository != full_name:
-        raise HTTPException(status_code=403, detail=f"this OIDC token is for {identity.repository}, not {full_name}")
     with factory() as session:
-        reason = refusal(identity, recorded_repository(session, full_name))
+        reason = refusal(identity, recorded_repository(session, identity.repository))
     if reason is not None:
         raise HTTPException(status_code=403, detail=reason)
+    return identity
+
+
+def require_repo_reader(owner: str, repo: str, request: Request, factory: SessionFactoryDep) -> str:
+    """`owner/name` when the caller may read that repository: an API token of its owner, or a GitHub Actions OIDC
+    token of that very repository (`require_actions_identity`). 401/403 otherwise."""
+    from app.oidc import looks_like_jwt
+
+    full_name = f"{owner.lower()}/{repo.lower()}"
+    if not looks_like_jwt(bearer_token(request)):
+        own_owner(owner, caller=require_owner(request, factory))
+        return full_name
+    identity = require_actions_identity(request, factory)
+    if identity.repository != full_name:
+        raise HTTPException(status_code=403, detail=f"this OIDC token is for {identity.repository}, not {full_name}")
     return full_name
 
 
+ActionsIdentityDep = Annotated[ActionsIdentity, Depends(require_actions_identity)]
 RepoReaderDep = Annotated[str, Depends(require_repo_reader)]
 # Report periods (`app.periods`), as query parameters.
 Since = Annotated[str | None, Query(max_length=40, description=f"inclusive; {BOUND_HELP}")]

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app import api, dashboard, github_setup, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
+from app import api, ci_api, dashboard, github_setup, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
 from app.app_mode import AppMode, publisher_for
 from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     # Outermost, so that every answer carries the headers, errors of the other middlewares included.
     app.add_middleware(SecurityHeaders)
     app.include_router(ingest.router)
+    app.include_router(ci_api.router)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(pulls_api.router)

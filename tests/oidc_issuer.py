@@ -65,6 +65,7 @@ class OidcIssuer:
     jwks_requests: int = 0
     token_requests: list[TokenRequest] = field(default_factory=list)
     token_endpoint_status: int = 200  # set to e.g. 500 to make the runtime's endpoint fail
+    token_claims: dict[str, Any] = field(default_factory=dict)  # claims the runtime's tokens carry besides the defaults
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -203,7 +204,7 @@ class OidcIssuer:
                     # Without an audience GitHub uses the owner's URL, which no Tokentrail server accepts.
                     owner = issuer.repository.split("/", 1)[0]
                     aud = audience or f"https://github.com/{owner}"
-                    self._json(200, {"count": 1, "value": issuer.mint(aud=aud)})
+                    self._json(200, {"count": 1, "value": issuer.mint(**{"aud": aud, **issuer.token_claims})})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -44,6 +44,7 @@ PURE = [
     "app.sources.langfuse",
     "app.sources.portkey",
     "app.sources.helicone",
+    "app.sources.ci_files",
 ]
 
 # `make test-fast` fails when the unit tests cover less of the pure core than this (83 % when it was set).

@@ -165,6 +165,7 @@ class Runner:
         event: dict[str, Any] | None = None,
         event_name: str = "pull_request",
         oidc: bool = True,
+        workspace: Path | None = None,
     ) -> Run:
         definition = action_definition()
         assert definition["runs"]["using"] == "composite"
@@ -195,6 +196,7 @@ class Runner:
                 "GITHUB_SHA": GITHUB_SHA,
                 "GITHUB_ACTION_PATH": str(ACTION),
                 "RUNNER_TEMP": str(work),
+                "GITHUB_WORKSPACE": str(workspace or work),
             }
         )
         env.update({key: expand(str(value), inputs) for key, value in (step.get("env") or {}).items()})
@@ -587,14 +589,15 @@ def load_action_module() -> ModuleType:
 
 
 def test_the_script_needs_only_the_standard_library(tmp_path: Path) -> None:
-    source = (ACTION / "tokentrail_action.py").read_text()
     imported: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    for script in ("tokentrail_action.py", "usage_files.py"):
+        for node in ast.walk(ast.parse((ACTION / script).read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    # its own module next to it, and the standard library
+    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__", "usage_files"}, imported
     py_compile.compile(str(ACTION / "tokentrail_action.py"), cfile=str(tmp_path / "a.pyc"), doraise=True)
     # and it runs in an isolated interpreter that sees no site-packages
     done = subprocess.run(
