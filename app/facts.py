@@ -19,6 +19,7 @@ from app.budget import limits_with_overrides
 from app.db import as_utc, utcnow
 from app.money import from_nanousd
 from app.people import logins_of
+from app.pull_outcomes import pull_outcome_facts
 from app.repo_config import ConfigResult, parse_repo_config
 from app.repo_state import pull_labels
 from app.report import (
@@ -189,6 +190,7 @@ def gather_facts(
         )
     )
     config = repo_config(session, repo)
+    outcome = pull_outcome_facts(session, pull=pull, where=where)
     return ReportFacts(
         pr=pull_info(pull),
         totals=SpendTotals(
@@ -236,6 +238,9 @@ def gather_facts(
             configured=config.config.people,
             actors=[row.actor for row in by_actor],
         ),
+        reverted_by=outcome.reverted_by,
+        reverts=outcome.reverts,
+        phases=outcome.phases,
     )
 
 

@@ -227,6 +227,13 @@ class PullRequest(SQLModel, table=True):
     check_title: str | None = Field(default=None, sa_type=sa.Text)
     check_summary: str | None = Field(default=None, sa_type=sa.Text)
     check_conclusion: str | None = Field(default=None, sa_type=sa.String(16))
+    # Outcomes (issue 15): the merge commit (what a `This reverts commit <sha>` names), the PR this one's body
+    # reverts ("Reverts owner/repo#N", what GitHub's Revert button writes), and the spend that went into rounds of
+    # requested changes, kept by every refresh so the dashboard sums it without reading usage.
+    merge_commit_sha: str | None = Field(default=None, sa_type=sa.String(40))
+    reverts_number: int | None = Field(default=None)
+    review_rounds: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    review_round_nanousd: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
 
 
 class PullRequestCommit(SQLModel, table=True):
@@ -249,6 +256,19 @@ class Push(SQLModel, table=True):
     repo: str = Field(sa_type=sa.String(200))
     number: int
     sha: str = Field(sa_type=sa.String(40))
+    pushed_at: datetime = Field(sa_type=_utc())
+
+
+class RevertCommit(SQLModel, table=True):
+    """A commit pushed to a repository's default branch whose message says `This reverts commit <sha>`."""
+
+    __tablename__ = "revert_commits"
+    __table_args__ = (sa.UniqueConstraint("repo", "sha", "reverted_sha"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str = Field(sa_type=sa.String(200), index=True)
+    sha: str = Field(sa_type=sa.String(40))  # the reverting commit
+    reverted_sha: str = Field(sa_type=sa.String(40))  # the commit it names
     pushed_at: datetime = Field(sa_type=_utc())
 
 
