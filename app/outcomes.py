@@ -7,7 +7,8 @@ Two signals say a change was reverted:
 
 A revert can itself be reverted: then the work it undid stands again. So a change is reverted when at least one of
 its reverters is in effect, and a reverter is in effect when it is not reverted itself (a PR reverter must also
-be merged). A cycle (which real history cannot produce, but a hand-written body can) counts as not reverted.
+be merged). A revert counts only when it landed after what it reverts, so a cycle (which real history cannot
+produce, but hand-written bodies can) reverts nothing.
 """
 
 from __future__ import annotations
@@ -86,15 +87,20 @@ def revert_states(pulls: Iterable[PullChange], commits: Iterable[RevertCommitSig
                 return ("pr", str(number))
         return ("commit", sha)
 
-    reverters: dict[Node, list[tuple[Node, datetime]]] = {}
+    edges: list[tuple[Node, Node, datetime]] = []  # (reverter, reverted, when the revert landed)
     for pull in by_number.values():
-        if pull.merged and pull.merged_at is not None and pull.reverts_number not in (None, pull.number):
-            target: Node = ("pr", str(pull.reverts_number))
-            reverters.setdefault(target, []).append((("pr", str(pull.number)), pull.merged_at))
+        if pull.merged and pull.merged_at is not None and pull.reverts_number is not None:
+            edges.append((("pr", str(pull.number)), ("pr", str(pull.reverts_number)), pull.merged_at))
     for signal in commits:
-        source, target = node_of(signal.sha), node_of(signal.reverted_sha)
-        if source != target:
-            reverters.setdefault(target, []).append((source, signal.pushed_at))
+        edges.append((node_of(signal.sha), node_of(signal.reverted_sha), signal.pushed_at))
+    landed: dict[Node, datetime] = {("pr", str(p.number)): p.merged_at for p in by_number.values() if p.merged_at}
+    for source, _, when in edges:
+        landed.setdefault(source, when)
+    reverters: dict[Node, list[tuple[Node, datetime]]] = {}
+    for source, target, when in edges:
+        # A revert lands after what it reverts: this keeps the graph acyclic whatever bodies say.
+        if source != target and (target not in landed or landed[target] < when):
+            reverters.setdefault(target, []).append((source, when))
 
     decided: dict[Node, RevertedBy | None] = {}
 

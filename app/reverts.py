@@ -53,7 +53,7 @@ def _pulls(session: Session, repo: str, signals: list[RevertCommitSignal]) -> di
     by_commit = sa.select(PULL_COMMITS.c.number).where(PULL_COMMITS.c.repo == repo, PULL_COMMITS.c.sha.in_(shas))
     # An abbreviated sha (`git revert` writes full ones, people type short ones) is matched by prefix.
     prefixes = [PULL_COMMITS.c.sha.startswith(sha) for sha in shas if len(sha) < 40]
-    by_prefix = sa.select(PULL_COMMITS.c.number).where(PULL_COMMITS.c.repo == repo, sa.or_(*prefixes))
+    by_prefix = sa.select(PULL_COMMITS.c.number).where(PULL_COMMITS.c.repo == repo, sa.or_(sa.false(), *prefixes))
     merge_prefixes = [PULLS.c.merge_commit_sha.startswith(sha) for sha in shas if len(sha) < 40]
     involved = sa.or_(
         PULLS.c.reverts_number.is_not(None),
