@@ -24,6 +24,7 @@ from app.outcome_report import Analytics, Scope
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
 from app.periods import BadPeriod
 from app.report import build_report
+from app.routing_table import THIN_BELOW, agent_model_table
 from app.sessions import LIFETIME, end_session, owner_of_session, start_session
 from app.settings import Settings
 from app.tokens import TokenInfo, find_token, record_use
@@ -164,6 +165,8 @@ def _overview(
         demo=settings.demo_mode,
         a=analytics,
         charts=overview_charts(analytics),
+        routing=agent_model_table(session, scope=analytics.scope, period=analytics.period),
+        thin_below=THIN_BELOW,
         since=since_value,
         until=until_value,
     )

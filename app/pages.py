@@ -32,12 +32,14 @@ MAX_SERIES = 6  # models drawn separately; the rest are one "other models" serie
 MAX_BARS = 10
 OUTCOME_LABELS: dict[Outcome, str] = {
     "merged": "merged",
+    "reverted": "merged then reverted",
     "closed": "closed without merge",
     "open": "still open",
     "unmatched": "not linked to a PR",
 }
 OUTCOME_COLORS: dict[Outcome, str] = {
     "merged": "#009E73",
+    "reverted": "#CC79A7",
     "closed": "#D55E00",
     "open": "#0072B2",
     "unmatched": "#8C8C8C",
