@@ -21,10 +21,10 @@ from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Sin
 from app.facts import PullNotFound, gather_facts
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
+from app.outcome_sections import outcome_context
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
 from app.periods import BadPeriod
 from app.report import build_report
-from app.routing_table import THIN_BELOW, agent_model_table
 from app.sessions import LIFETIME, end_session, owner_of_session, start_session
 from app.settings import Settings
 from app.tokens import TokenInfo, find_token, record_use
@@ -165,8 +165,7 @@ def _overview(
         demo=settings.demo_mode,
         a=analytics,
         charts=overview_charts(analytics),
-        routing=agent_model_table(session, scope=analytics.scope, period=analytics.period),
-        thin_below=THIN_BELOW,
+        **outcome_context(session, analytics),
         since=since_value,
         until=until_value,
     )

@@ -22,8 +22,8 @@ from app.deps import (
     own_owner,
 )
 from app.outcome_report import Scope, analytics_json
+from app.outcome_sections import outcome_json
 from app.periods import BadPeriod
-from app.routing_table import agent_model_json, agent_model_table
 
 router = APIRouter(tags=["reports"])
 
@@ -33,8 +33,7 @@ def _report(session: SessionDep, *, scope: Scope, since: str | None, until: str 
         analytics = build_analytics(session, scope=scope, since=since, until=until, now=utcnow())
     except BadPeriod as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
-    routing = agent_model_table(session, scope=analytics.scope, period=analytics.period)
-    return analytics_json(analytics) | {"by_agent_model": agent_model_json(routing)}
+    return analytics_json(analytics) | outcome_json(session, analytics)
 
 
 @router.get(
