@@ -23,6 +23,7 @@ from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
 from app.outcome_sections import outcome_context
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
+from app.people_view import visible_report
 from app.periods import BadPeriod
 from app.report import build_report
 from app.sessions import LIFETIME, end_session, owner_of_session, start_session
@@ -159,13 +160,15 @@ def _overview(
             "error.html.j2", status=422, viewer=viewer, demo=settings.demo_mode, title="Bad period", message=str(error)
         )
     since_value, until_value = period_inputs(analytics.period)
+    outcomes = outcome_context(session, analytics, default=settings.dashboard_people)
+    analytics = outcomes.pop("analytics")  # without people under dashboard.people: aggregate
     return _html(
         "owner.html.j2" if scope.repo is None else "repo.html.j2",
         viewer=viewer,
         demo=settings.demo_mode,
         a=analytics,
         charts=overview_charts(analytics),
-        **outcome_context(session, analytics),
+        **outcomes,
         since=since_value,
         until=until_value,
     )
@@ -208,7 +211,7 @@ def pull_page(
         return _html(
             "error.html.j2", status=404, viewer=viewer, demo=settings.demo_mode, title="Not found", message=message
         )
-    report = build_report(facts)
+    report = visible_report(build_report(facts), settings.dashboard_people)
     return _html("pull.html.j2", viewer=viewer, demo=settings.demo_mode, r=report, timeline=timeline_chart(report))
 
 

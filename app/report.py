@@ -180,6 +180,7 @@ class PullRequestReport:
     reverts: RevertTarget | None = None
     phases: ReviewPhases = NO_PHASES
     reverted_spend: Decimal | None = None  # the spend of a merged PR reverted since
+    people_hidden: bool = False  # dashboard.people: aggregate (app.people_view): reviewers counted, not named
 
     @property
     def has_usage(self) -> bool:
