@@ -40,5 +40,5 @@ def _field(value: Cell) -> str:
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
     """RFC 4180 text (CRLF line ends); a defused cell is always quoted, other cells only when they must be."""
     lines = [",".join(_field(name) for name in header)]
-    lines += [",".join(_field(value) for value in row) for row in rows]
+    lines += [",".join(_field(value) for value in row) or '""' for row in rows]  # an empty line is no row
     return "\r\n".join(lines) + "\r\n"
