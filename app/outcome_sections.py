@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.formatting import per_line_json, usd_json
 from app.outcome_report import Analytics, analytics_json
 from app.people_outcomes import person_outcomes
-from app.people_view import PeopleMode, hide_people_in_analytics, team_medians
+from app.people_view import PeopleMode, hide_people_in_analytics, team_medians, with_unlinked
 from app.review_loops import review_loops, review_loops_json
 from app.routing_table import THIN_BELOW, agent_model_json, agent_model_table
 from app.visibility import people_shown
@@ -22,7 +22,7 @@ def outcome_context(session: Session, analytics: Analytics, *, default: PeopleMo
     not to be shown."""
     scope, period = analytics.scope, analytics.period
     shown = people_shown(session, scope=scope, default=default)
-    people = person_outcomes(session, scope=scope, period=period)
+    people = with_unlinked(person_outcomes(session, scope=scope, period=period), analytics.by_author)
     return {
         "analytics": analytics if shown else hide_people_in_analytics(analytics),
         "routing": agent_model_table(session, scope=scope, period=period),
@@ -47,7 +47,9 @@ def outcome_report_json(session: Session, analytics: Analytics, *, default: Peop
             {
                 "author": p.name,
                 "pull_requests": p.pull_requests,
-                "cost_usd": usd_json(p.cost_usd),
+                "on_pulls_cost_usd": usd_json(p.cost_usd),
+                "unmatched_cost_usd": usd_json(p.unlinked_cost_usd),
+                "cost_usd": usd_json(p.total_cost_usd),
                 "merged_pull_requests": p.merged_pull_requests,
                 "merged_changed_lines": p.merged_changed_lines,
                 "cost_per_merged_changed_line_usd": per_line_json(p.cost_per_merged_line),

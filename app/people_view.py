@@ -14,7 +14,7 @@ from decimal import Decimal
 from statistics import median
 from typing import Literal, TypeAlias
 
-from app.outcome_report import Analytics
+from app.outcome_report import Analytics, NamedSpend
 from app.repo_config import RepoConfig
 from app.report import PullRequestReport
 
@@ -35,6 +35,11 @@ class PersonOutcome:
     merged_pull_requests: int
     merged_changed_lines: int
     merged_cost_usd: Decimal
+    unlinked_cost_usd: Decimal = Decimal(0)  # their usage linked to no PR (as the caller the records name)
+
+    @property
+    def total_cost_usd(self) -> Decimal:
+        return self.cost_usd + self.unlinked_cost_usd
 
     @property
     def cost_per_merged_line(self) -> Decimal | None:
@@ -53,10 +58,23 @@ def _median(values: list[Decimal]) -> Decimal | None:
     return Decimal(median(values)) if values else None
 
 
+def with_unlinked(people: tuple[PersonOutcome, ...], by_author: tuple[NamedSpend, ...]) -> tuple[PersonOutcome, ...]:
+    """PR authors' outcomes plus each person's spend linked to no PR (`Analytics.by_author`), by name."""
+    merged = {p.name: p for p in people}
+    for named in by_author:
+        unlinked = named.spend.cost_usd - named.on_pulls
+        name = named.name or ""
+        if name in merged:
+            merged[name] = replace(merged[name], unlinked_cost_usd=unlinked)
+        elif unlinked:
+            merged[name] = PersonOutcome(name, 0, Decimal(0), 0, 0, Decimal(0), unlinked)
+    return tuple(sorted(merged.values(), key=lambda p: (p.name.lower(), p.name)))
+
+
 def team_medians(people: tuple[PersonOutcome, ...]) -> TeamMedians:
     return TeamMedians(
         people=len(people),
-        cost_usd=_median([p.cost_usd for p in people]),
+        cost_usd=_median([p.total_cost_usd for p in people]),
         merged_changed_lines=_median([Decimal(p.merged_changed_lines) for p in people]),
         cost_per_merged_line=_median([c for p in people if (c := p.cost_per_merged_line) is not None]),
     )

@@ -151,7 +151,7 @@ WIDGETS_EXPECTED = {
     "cost_usd": "6.65",
     "records": 10,
     "unpriced_records": 2,
-    "outcomes": {"merged": ("2.25", 2), "closed": ("3", 1), "open": ("0.3", 1), "unmatched": ("1.1", 0)},
+    "outcomes": {"merged": ("2.25", 2), "reverted": ("0", 0), "closed": ("3", 1), "open": ("0.3", 1), "unmatched": ("1.1", 0)},
     "wasted": "3",
     "weeks": {"2026-10-05": ("2.1", 400), "2026-10-12": ("0.25", 50)},
     "merged_per_line": D("2.35") / 450,

@@ -121,7 +121,7 @@ def test_server_wide_aggregate_names_nobody_anywhere(settings: Settings, factory
     assert leaks(bodies) == []
     report = json.loads(bodies[f"/v1/repos/acme/widgets/report?{PERIOD}"])
     assert report["people"] == [] and report["by_author"] == []
-    assert report["team_medians"]["people"] == 3  # alice, bob, carol: the authors of the PRs with spend
+    assert report["team_medians"]["people"] == 5  # authors alice, bob, carol; erin and frank spent on no PR
     page = bodies[f"/dashboard/acme/widgets?{PERIOD}"]
     assert 'data-figure="team-medians"' in page
 
@@ -151,7 +151,7 @@ def test_people_are_sorted_by_name_with_outcomes(settings: Settings, factory: se
             "/v1/repos/acme/widgets/report", params=PERIOD, headers={"Authorization": f"Bearer {token}"}
         )
     people = answer.json()["people"]
-    assert [p["author"] for p in people] == ["alice", "bob", "carol"]
+    assert [p["author"] for p in people] == ["alice", "bob", "carol", "erin", "frank"]
     alice = people[0]
     assert (alice["merged_pull_requests"], alice["merged_changed_lines"]) == (1, 400)
     assert alice["cost_per_merged_changed_line_usd"] is not None
