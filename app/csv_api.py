@@ -12,10 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from app.analytics import default_period
-from app.csv_export import to_csv
-from app.csv_rows import MONTHLY_HEADER, PULL_HEADER, monthly_rows, pull_rows
-from app.db import utcnow
+from app.csv_report import csv_export
 from app.deps import (
     ERROR_RESPONSES,
     INVALID_INPUT_RESPONSE,
@@ -28,9 +25,8 @@ from app.deps import (
     own_owner,
 )
 from app.outcome_report import Scope
-from app.periods import BadPeriod, check_period, parse_bound
+from app.periods import BadPeriod
 from app.settings import Settings
-from app.visibility import people_shown
 
 router = APIRouter(tags=["reports"])
 Kind = Annotated[Literal["pulls", "monthly"], Query(description="pulls: one row per PR; monthly: for finance")]
@@ -46,16 +42,15 @@ def _csv(
     session: SessionDep, settings: Settings, *, scope: Scope, since: str | None, until: str | None, kind: str
 ) -> Response:
     try:
-        start, end = parse_bound(since, end=False), parse_bound(until, end=True)
-        period = check_period(default_period(session, scope, now=utcnow(), since=start, until=end))
+        name, text = csv_export(
+            session, scope=scope, since=since, until=until, kind=kind, people=settings.dashboard_people
+        )
     except BadPeriod as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
-    if kind == "monthly":
-        text = to_csv(MONTHLY_HEADER, monthly_rows(session, scope=scope, period=period))
-    else:
-        people = people_shown(session, scope=scope, default=settings.dashboard_people)
-        text = to_csv(PULL_HEADER, pull_rows(session, scope=scope, period=period, people=people))
-    name = f"tokentrail-{scope.label.replace('/', '-')}-{kind}-{period.since.date()}-{period.until.date()}.csv"
+    return csv_response(name, text)
+
+
+def csv_response(name: str, text: str) -> Response:
     return Response(
         content=text,
         media_type="text/csv; charset=utf-8",

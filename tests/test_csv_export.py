@@ -20,6 +20,7 @@ from app.csv_rows import MONTHLY_HEADER, PULL_HEADER
 from app.settings import Settings
 from app.tables import PULLS
 from tests.dashboard_seed import PERIOD, WIDGETS, seeded_client
+from tests.support import sign_in
 
 
 def read(text: str) -> list[list[str]]:
@@ -110,3 +111,18 @@ def test_monthly_summary_and_auth(seeded: tuple[TestClient, dict[str, str]]) -> 
     assert client.get(f"/v1/repos/{WIDGETS}/report.csv", params=PERIOD, headers=other).status_code in (403, 404)
     assert client.get("/v1/orgs/acme/report.csv", params={"since": "nope"}, headers=auth).status_code == 422
     assert client.get("/v1/orgs/acme/report.csv", params={"kind": "people"}, headers=auth).status_code == 422
+
+
+def test_the_pages_link_downloads_for_the_signed_in_browser(seeded: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = seeded
+    assert client.get("/exports/acme/report.csv", params=PERIOD, follow_redirects=False).status_code == 303
+    sign_in(client, tokens["acme"])
+    page = client.get(f"/dashboard/{WIDGETS}", params=PERIOD).text
+    link = f"/exports/{WIDGETS}/report.csv?since={PERIOD['since']}&amp;until={PERIOD['until']}"
+    assert f'href="{link}"' in page and f'href="{link}&amp;kind=monthly"' in page
+    browser = client.get(f"/exports/{WIDGETS}/report.csv", params=PERIOD)
+    api = client.get(
+        f"/v1/repos/{WIDGETS}/report.csv", params=PERIOD, headers={"Authorization": f"Bearer {tokens['acme']}"}
+    )
+    assert browser.status_code == 200 and browser.text == api.text
+    assert client.get("/exports/umbrella/report.csv", params=PERIOD).status_code == 403

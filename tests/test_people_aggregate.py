@@ -34,7 +34,11 @@ NOT_READS = {
     ("POST", "/login"),
     ("POST", "/logout"),
 }
-PARAMS = {"owner": ["acme"], "repo": ["widgets", "gateway"], "number": ["1", "2", "3", "4", "7"]}
+PARAMS = {  # every value of every path parameter the walk fills in
+    "owner": ["acme"],
+    "repo": ["widgets", "gateway"],
+    "number": ["1", "2", "3", "4", "7"],
+}
 
 
 @contextmanager
