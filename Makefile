@@ -75,6 +75,10 @@ browser: ## Make sure Debian's Chromium is there for the browser test (installs 
 test: install clients lint typecheck browser ## Lint, type-check and run every test, real clients included (SQLite and PostgreSQL)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+.PHONY: test-fast
+test-fast: install ## The pure core's tests alone (no database, no server), with its coverage floor
+	$(BIN)/pytest -q -m unit $$($(BIN)/python -m tests.pure_modules) --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
 .PHONY: migrate
 migrate: install ## Apply database migrations to TOKENTRAIL_DATABASE_URL
 	$(BIN)/tokentrail migrate

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.books import as_date, pull_scope, spend_columns, spend_of, usage_day, usage_scope, usd, window
 from app.db import as_utc
+from app.exact_sum import exact_sum
 from app.outcome_report import (
     OUTCOMES,
     Analytics,
@@ -268,7 +269,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     tokens = session.execute(
         sa.select(
             sa.func.coalesce(
-                sa.func.sum(
+                exact_sum(
                     USAGE.c.input_tokens
                     + USAGE.c.cache_read_tokens
                     + USAGE.c.cache_write_tokens

@@ -15,9 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.outcome_report import Period, Scope, Spend
-from app.tables import PULLS, USAGE
+from app.tables import PULLS, REPOSITORIES, USAGE
 
 
 def usd(nanousd: Any) -> Decimal:
@@ -26,7 +27,7 @@ def usd(nanousd: Any) -> Decimal:
 
 def spend_columns() -> list[Any]:
     return [
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
         sa.func.count().label("records"),
         sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
     ]
@@ -74,3 +75,19 @@ def usage_day(session: Session) -> Any:
 
 def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def has_pulls(session: Session, scope: Scope) -> bool:
+    """Whether any pull request of the scope is known: none means GitHub is not connected to it yet."""
+    return session.execute(sa.select(sa.exists().where(pull_scope(scope)))).scalar_one() is True
+
+
+def is_known_repo(session: Session, repo: str) -> bool:
+    """Whether Tokentrail has heard of `repo` at all: from GitHub (installed, or a pull request) or from usage.
+    Unmatched usage of any age counts, so a repository seen only in old usage still has its page."""
+    known = (
+        sa.exists().where(REPOSITORIES.c.full_name == repo, REPOSITORIES.c.removed.is_(False)),
+        sa.exists().where(PULLS.c.repo == repo),
+        sa.exists().where(USAGE.c.repo == repo, USAGE.c.owner == repo.split("/", 1)[0]),  # its owner's own usage
+    )
+    return any(session.execute(sa.select(found)).scalar_one() for found in known)

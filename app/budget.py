@@ -71,10 +71,12 @@ class BudgetVerdict:
 def _check(name: str, value: Decimal, limit: Decimal, shown: tuple[str, str], warn_at: Decimal) -> LimitCheck:
     fraction = value / limit if limit > 0 else None
     text, limit_text = shown
+    plural = text.endswith(" tokens")  # "8.2 M tokens exceed", "$31.20 exceeds"
     if value > limit:
-        return LimitCheck(name, "fail", fraction, f"{text} exceeds {name} {limit_text}")
+        return LimitCheck(name, "fail", fraction, f"{text} {'exceed' if plural else 'exceeds'} {name} {limit_text}")
     if fraction is not None and fraction >= warn_at:
-        return LimitCheck(name, "warn", fraction, f"{text} is {format_pct(fraction)} of {name} {limit_text}")
+        verb = "are" if plural else "is"
+        return LimitCheck(name, "warn", fraction, f"{text} {verb} {format_pct(fraction)} of {name} {limit_text}")
     pct = f" ({format_pct(fraction)})" if fraction is not None else ""
     return LimitCheck(name, "pass", fraction, f"{text} within {name} {limit_text}{pct}")
 

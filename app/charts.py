@@ -3,7 +3,10 @@ pushes. Pure: strings in, a string of SVG out; no JavaScript, no external assets
 
 Each chart is `<svg role="img" aria-labelledby="ID-title ID-desc">` with a `<title>` and a `<desc>` that states the
 figures in words, a legend when there is more than one series, a `<title>` on every mark (a tooltip), and colours
-from the Okabe–Ito palette (told apart with colour-blindness; text labels carry the meaning too).
+from the Okabe–Ito palette (told apart with colour-blindness; text labels carry the meaning too). Outcomes (merged,
+closed…) have a palette of their own, so no colour means both a model and an outcome. A text too long for its room
+is elided, with the whole of it in a `<title>` of its group (a tooltip, and what a screen reader reads). Charts
+scale by their `viewBox`: the page's CSS gives them the width there is.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from html import escape
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 OTHER_COLOR = "#8C8C8C"
+# Outcomes: Paul Tol's muted scheme, none of them a model colour (merged, closed, open, not linked).
+OUTCOME_PALETTE = ("#117733", "#882255", "#332288", "#BBBBBB")
 AXIS_COLOR = "#595959"  # 7:1 against white
 GRID_COLOR = "#E3E3E3"
 WIDTH = 720  # charts over time
 BAR_WIDTH = 560  # horizontal bars: narrower, so their text stays legible on a phone
+LABEL_MARGIN = 180  # horizontal bars: the room left of the bars for their labels
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12"'
 
 Number = Decimal | int | float
@@ -44,6 +50,34 @@ class Bar:
 
 def _text(value: object) -> str:
     return escape(str(value), quote=True)
+
+
+_NARROW = frozenset("fijlrtI1.,:;!|'()[] ")
+_WIDE = frozenset("mwMW@%")
+
+
+def text_width(text: str, font_size: float) -> float:
+    """A generous estimate of the width of `text` in a sans-serif font (no font metrics on the server): wide enough
+    that what fits here fits in the fonts browsers pick for system-ui."""
+    em = sum(0.34 if c in _NARROW else 0.9 if c in _WIDE else 0.7 if c.isupper() else 0.6 for c in text)
+    return em * font_size
+
+
+def _fit(text: str, room: float, font_size: float) -> str:
+    """`text`, or its longest head that fits `room` followed by an ellipsis."""
+    if text_width(text, font_size) <= room:
+        return text
+    head = text
+    while head and text_width(head + "…", font_size) > room:
+        head = head[:-1]
+    return head.rstrip() + "…"
+
+
+def _label(text: str, room: float, font_size: int, attributes: str) -> str:
+    """A `<text>` that fits `room`; when shortened, grouped with a `<title>` holding the whole text."""
+    shown = _fit(text, room, font_size)
+    element = f'<text {attributes} font-size="{font_size}">{_text(shown)}</text>'
+    return element if shown == text else f"<g><title>{_text(text)}</title>{element}</g>"
 
 
 def _plain(value: Decimal) -> str:
@@ -95,12 +129,12 @@ def _legend(items: Sequence[tuple[str, str]], top: float) -> tuple[list[str], fl
     """Swatches and names in rows; returns the markup and the height it takes."""
     parts, x, y = ['<g class="legend">'], 60.0, top
     for name, color in items:
-        shown = name if len(name) <= 32 else name[:31] + "…"
-        width = 24 + 7 * len(shown)
+        shown = _fit(name, 260, 12)
+        width = 20 + text_width(shown, 12)
         if x + width > WIDTH - 10 and x > 60:
             x, y = 60.0, y + 20
         parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="12" height="12" fill="{color}"/>')
-        parts.append(f'<text x="{x + 16:.1f}" y="{y + 10:.1f}">{_text(shown)}</text>')
+        parts.append(_label(name, 260, 12, f'x="{x + 16:.1f}" y="{y + 10:.1f}"'))
         x += width + 12
     parts.append("</g>")
     return parts, y - top + 20
@@ -126,8 +160,9 @@ def _x_labels(labels: Sequence[str], xs: Sequence[float], y: float) -> list[str]
     shown = [i for i in range(len(labels)) if i % every == 0 or i == len(labels) - 1]
     if len(shown) > 1 and shown[-1] - shown[-2] < every:
         shown.pop(-2)
+    room = (WIDTH - 70) / len(labels) * every  # a label may use the columns whose labels are skipped
     return [
-        f'<text x="{xs[i]:.1f}" y="{y:.1f}" text-anchor="middle" fill="{AXIS_COLOR}">{_text(labels[i])}</text>'
+        _label(labels[i], room, 12, f'x="{xs[i]:.1f}" y="{y:.1f}" text-anchor="middle" fill="{AXIS_COLOR}"')
         for i in shown
     ]
 
@@ -222,16 +257,17 @@ def horizontal_bar_chart(*, chart_id: str, title: str, desc: str, bars: Sequence
     values = [_dec(b.value) for b in bars]
     if not bars or max(values) <= 0:
         return _empty(chart_id, title, desc, BAR_WIDTH)
-    row, left, right = 30, 150, 165
+    row, left = 30, LABEL_MARGIN
     height = 16 + row * len(bars)
-    scale = (BAR_WIDTH - left - right) / float(max(values))
+    texts = [fmt(value) + (f" · {b.note}" if b.note else "") for b, value in zip(bars, values, strict=True)]
+    right = max(120.0, max(text_width(t, 13) for t in texts) + 12)  # the longest value fits beside its bar
+    scale = max(BAR_WIDTH - left - right, 60) / float(max(values))
     parts = _open(chart_id, title, desc, height, BAR_WIDTH)
     for i, (b, value) in enumerate(zip(bars, values, strict=True)):
         y = 8 + row * i
-        label = b.label if len(b.label) <= 22 else b.label[:21] + "…"
         width = max(float(value) * scale, 1.0 if value > 0 else 0.0)
-        shown = fmt(value) + (f" · {b.note}" if b.note else "")
-        parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end" font-size="13">{_text(label)}</text>')
+        shown = texts[i]
+        parts.append(_label(b.label, left - 8, 13, f'x="{left - 8}" y="{y + 16}" text-anchor="end"'))
         parts.append(
             f'<rect x="{left}" y="{y + 3}" width="{width:.1f}" height="20" fill="{_color(i, b.color)}">'
             f"<title>{_text(f'{b.label}: {shown}')}</title></rect>"

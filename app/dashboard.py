@@ -16,10 +16,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.analytics import build_analytics
+from app.books import has_pulls, is_known_repo
 from app.csv_report import csv_export
 from app.db import session_scope, utcnow, write_lock
 from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, read_body
-from app.facts import PullNotFound, gather_facts
+from app.facts import PullNotFound, gather_facts, published
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
 from app.outcome_sections import outcome_context
@@ -46,6 +47,15 @@ def viewer_of(request: Request, session: SessionDep, settings: Settings) -> str 
     return owner
 
 
+def _signed_in(request: Request, session: SessionDep, settings: Settings) -> bool:
+    """Whether "Sign out" would end something: in demo mode the pages open without a session, and signing out of
+    none would land on the same pages again, so the button only shows for a real session."""
+    if not settings.demo_mode:
+        return True
+    session_id = request.cookies.get(COOKIE)
+    return session_id is not None and owner_of_session(session, session_id) is not None
+
+
 def _html(template: str, *, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(render_page(template, **context), status_code=status)
 
@@ -70,6 +80,26 @@ def _gate(request: Request, session: SessionDep, settings: Settings, owner: str)
         )
         return viewer, page
     return viewer, None
+
+
+def _not_found(viewer: str | None, settings: Settings, message: str) -> HTMLResponse:
+    return _html(
+        "error.html.j2", status=404, viewer=viewer, demo=settings.demo_mode, title="Not found", message=message
+    )
+
+
+def malformed_url_page(request: Request, places: list[str]) -> HTMLResponse:
+    """A dashboard URL FastAPI could not read (`/pulls/abc`, a 500-character `since`): the page a browser can show,
+    not the API's JSON. `places` are where the errors are ("path", "query"). The viewer is not looked up (no
+    database read for a URL that names nothing), so the page offers the way home."""
+    settings: Settings = request.app.state.settings
+    if "path" in places:
+        title, status = "Not found", 404
+        message = f"{request.url.path} names no page: owners and repositories are GitHub names, pull requests numbers."
+    else:
+        title, status = "Bad request", 422
+        message = "A value of this address's query cannot be read: dates are YYYY-MM-DD."
+    return _html("error.html.j2", status=status, viewer=None, demo=settings.demo_mode, title=title, message=message)
 
 
 def _secure(settings: Settings) -> bool:
@@ -154,6 +184,8 @@ def _overview(
     viewer, denied = _gate(request, session, settings, scope.owner)
     if denied is not None:
         return denied
+    if scope.repo is not None and not is_known_repo(session, scope.repo):
+        return _not_found(viewer, settings, f"No repository {scope.repo} is known to Tokentrail.")
     try:
         analytics: Analytics = build_analytics(session, scope=scope, since=since, until=until, now=utcnow())
     except BadPeriod as error:
@@ -167,11 +199,16 @@ def _overview(
         "owner.html.j2" if scope.repo is None else "repo.html.j2",
         viewer=viewer,
         demo=settings.demo_mode,
+        signed_in=_signed_in(request, session, settings),
         a=analytics,
         charts=overview_charts(analytics),
         **outcomes,
         since=since_value,
         until=until_value,
+        # No PR known yet: PRs arrive through GitHub's webhooks, so say how to connect GitHub.
+        connect=None
+        if has_pulls(session, Scope(owner=scope.owner))
+        else ("install" if settings.has_app_credentials else "setup"),
     )
 
 
@@ -208,12 +245,19 @@ def pull_page(
     try:
         facts = gather_facts(session, repo=full_name, number=number, public_url=str(settings.public_url))
     except PullNotFound:
-        message = f"No pull request {full_name}#{number} is known to Tokentrail."
-        return _html(
-            "error.html.j2", status=404, viewer=viewer, demo=settings.demo_mode, title="Not found", message=message
-        )
+        return _not_found(viewer, settings, f"No pull request {full_name}#{number} is known to Tokentrail.")
     report = visible_report(build_report(facts), settings.dashboard_people)
-    return _html("pull.html.j2", viewer=viewer, demo=settings.demo_mode, r=report, timeline=timeline_chart(report))
+    last = published(session, repo=full_name, number=number)
+    return _html(
+        "pull.html.j2",
+        viewer=viewer,
+        demo=settings.demo_mode,
+        signed_in=_signed_in(request, session, settings),
+        r=report,
+        timeline=timeline_chart(report),
+        last=last,
+        dry_run=settings.is_dry_run,
+    )
 
 
 @router.get("/repos/{owner}/{repo}/pulls/{number}")

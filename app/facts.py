@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.budget import limits_with_overrides
 from app.db import as_utc, utcnow
+from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.people import logins_of
 from app.pull_outcomes import pull_outcome_facts
@@ -47,14 +48,14 @@ def _usd(nanousd: Any) -> Decimal:
 
 def _tokens(prefix: str = "") -> list[Any]:
     names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-    return [sa.func.coalesce(sa.func.sum(USAGE.c[name]), 0).label(prefix + name) for name in names]
+    return [sa.func.coalesce(exact_sum(USAGE.c[name]), 0).label(prefix + name) for name in names]
 
 
 def _spend_columns() -> list[Any]:
     return [
         sa.func.count().label("records"),
         sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
     ]
 
 
@@ -155,7 +156,7 @@ def gather_facts(
         sa.select(
             *_spend_columns(),
             *_tokens(),
-            sa.func.coalesce(sa.func.sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
+            sa.func.coalesce(exact_sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
             sa.func.count(sa.distinct(USAGE.c.session_id)).label("sessions"),
             sa.func.count(sa.distinct(USAGE.c.agent)).label("agents"),
         ).where(where)
@@ -256,11 +257,26 @@ class Published:
     check_summary: str | None
     check_run_sha: str | None
     head_repo: str | None
+    check_run_id: int | None = None  # None: not posted (dry-run, or check runs turned off)
+
+    def check_run_json(self) -> dict[str, Any] | None:
+        """The check run the last refresh rendered: what it says, when, and whether it was posted to GitHub."""
+        if self.check_title is None or self.generated_at is None:
+            return None
+        return {
+            "title": self.check_title,
+            "conclusion": self.check_conclusion,
+            "summary": self.check_summary,
+            "rendered_at": self.generated_at.isoformat(),
+            "posted": self.check_run_id is not None,
+            "id": self.check_run_id,
+            "head_sha": self.check_run_sha,
+        }
 
 
 def published(session: Session, *, repo: str, number: int) -> Published:
     columns = ("comment_id", "comment_body", "comment_generated_at", "check_title", "check_conclusion",
-               "check_summary", "check_run_sha", "head_repo")  # fmt: skip
+               "check_summary", "check_run_sha", "head_repo", "check_run_id")  # fmt: skip
     row = session.execute(
         sa.select(*(PULLS.c[name] for name in columns)).where(PULLS.c.repo == repo, PULLS.c.number == number)
     ).one()
@@ -274,6 +290,7 @@ def published(session: Session, *, repo: str, number: int) -> Published:
         check_summary=row.check_summary,
         check_run_sha=row.check_run_sha,
         head_repo=row.head_repo,
+        check_run_id=row.check_run_id,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app import api, csv_api, dashboard, github_setup, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
 from app.app_mode import AppMode, publisher_for
@@ -77,7 +77,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.state.jwks = JwksCache(str(settings.oidc_jwks_url))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+        if request.url.path.startswith("/dashboard/"):  # a browser's page: an HTML answer (app.dashboard)
+            return dashboard.malformed_url_page(request, [str(e.get("loc", ("",))[0]) for e in error.errors()])
         # FastAPI's default includes the raw input, which may be a large body; keep location, message and type
         # (the three fields the schema's ValidationError requires).
         details = [

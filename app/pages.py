@@ -15,6 +15,8 @@ import jinja2
 from markupsafe import Markup
 
 from app.charts import (
+    OTHER_COLOR,
+    OUTCOME_PALETTE,
     Bar,
     Series,
     horizontal_bar_chart,
@@ -25,6 +27,7 @@ from app.charts import (
 )
 from app.formatting import format_usd, pluralize, register_filters
 from app.outcome_report import Analytics, NamedSpend, Outcome, Period, monday
+from app.pricing import canonical_model
 from app.render import TEMPLATES
 from app.report import PullRequestReport
 
@@ -37,12 +40,14 @@ OUTCOME_LABELS: dict[Outcome, str] = {
     "open": "still open",
     "unmatched": "not linked to a PR",
 }
+_COLORS = dict(zip(("merged", "closed", "open", "unmatched"), OUTCOME_PALETTE, strict=True))
+# "merged then reverted" sits between merged and closed, in the muted scheme's rose.
 OUTCOME_COLORS: dict[Outcome, str] = {
-    "merged": "#009E73",
-    "reverted": "#CC79A7",
-    "closed": "#D55E00",
-    "open": "#0072B2",
-    "unmatched": "#8C8C8C",
+    "merged": _COLORS["merged"],
+    "reverted": "#CC6677",
+    "closed": _COLORS["closed"],
+    "open": _COLORS["open"],
+    "unmatched": _COLORS["unmatched"],
 }
 
 
@@ -69,6 +74,11 @@ def period_inputs(period: Period) -> tuple[str, str]:
     return period.since.date().isoformat(), (period.until - timedelta(microseconds=1)).date().isoformat()
 
 
+def model_color(model: str) -> str:
+    """A model's colour on every chart and page, keyed on its canonical name (however a source spelled it)."""
+    return series_color(canonical_model(None, model))
+
+
 def _svg(markup: str) -> Markup:
     return Markup(markup)  # app.charts escapes every text it writes
 
@@ -81,12 +91,12 @@ def _spend_chart(a: Analytics, chart_id: str) -> Markup:
     ranked = sorted(totals, key=lambda m: (-totals[m], m))
     shown = ranked if len(ranked) <= MAX_SERIES + 1 else ranked[:MAX_SERIES]
     series = [
-        Series(model, [dict(b.by_model).get(model, Decimal(0)) for b in a.by_bucket], color=series_color(model))
+        Series(model, [dict(b.by_model).get(model, Decimal(0)) for b in a.by_bucket], color=model_color(model))
         for model in shown
     ]
     if len(shown) < len(ranked):
         rest = [sum((c for m, c in b.by_model if m not in shown), Decimal(0)) for b in a.by_bucket]
-        series.append(Series(f"{len(ranked) - len(shown)} other models", rest, color="#8C8C8C"))
+        series.append(Series(f"{len(ranked) - len(shown)} other models", rest, color=OTHER_COLOR))
     unit = "day" if a.bucket == "day" else "week"
     top = ", ".join(f"{m} {format_usd(totals[m])}" for m in ranked[:3])
     desc = f"Spend per {unit} from {a.period.since.date()} by model: {format_usd(a.totals.cost_usd)} in all"
@@ -185,7 +195,7 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
 
 def timeline_chart(report: PullRequestReport) -> Markup:
     bars = [
-        Bar("not pushed" if i.sha is None else i.sha[:7], i.cost_usd, note=pluralize(i.records, "call"))
+        Bar(report.tail_label if i.sha is None else i.sha[:7], i.cost_usd, note=pluralize(i.records, "call"))
         for i in report.timeline
     ]
     listed = "; ".join(f"{b.label} {format_usd(Decimal(str(b.value)))}" for b in bars)

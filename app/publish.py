@@ -47,10 +47,15 @@ def posted(row: Any) -> Posted:
     )
 
 
+MAX_BIGINT = 2**63 - 1
+
+
 def rendered_values(report: PullRequestReport, rendered: Rendered) -> dict[str, Any]:
     """What is stored of every refresh, posted or not (dry-run shows it): the rendering and the spend rollup."""
     return {
-        "spend_nanousd": to_nanousd(report.totals.cost_usd) or 0,
+        # A bigint column: a PR past 2^63 nano-dollars (9.2 billion USD, only reachable with records at the limits)
+        # is kept at the largest value it holds rather than failing its refresh; its figures come from exact sums.
+        "spend_nanousd": min(to_nanousd(report.totals.cost_usd) or 0, MAX_BIGINT),
         "spend_records": report.totals.records,
         "review_rounds": report.phases.round_count,
         "review_round_nanousd": to_nanousd(report.phases.in_rounds) or 0,

@@ -51,9 +51,7 @@ def get_pull(
     summary["published"] = {
         "generated_at": None if last.generated_at is None else last.generated_at.isoformat(),
         "comment_id": last.comment_id,
-        "check_run": None
-        if last.check_title is None
-        else {"title": last.check_title, "conclusion": last.check_conclusion, "head_sha": last.check_run_sha},
+        "check_run": last.check_run_json(),
     }
     return summary
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.exact_sum import exact_sum
 from app.formatting import decimal_str
 from app.money import from_nanousd
 from app.pricing import canonical_model
@@ -23,13 +24,13 @@ def _money(nanousd: Any) -> str:
 def _totals_columns() -> list[Any]:
     return [
         sa.func.count().label("records"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
         sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.input_tokens), 0).label("input_tokens"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.cache_read_tokens), 0).label("cache_read_tokens"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.cache_write_tokens), 0).label("cache_write_tokens"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.output_tokens), 0).label("output_tokens"),
-        sa.func.coalesce(sa.func.sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
+        sa.func.coalesce(exact_sum(USAGE.c.input_tokens), 0).label("input_tokens"),
+        sa.func.coalesce(exact_sum(USAGE.c.cache_read_tokens), 0).label("cache_read_tokens"),
+        sa.func.coalesce(exact_sum(USAGE.c.cache_write_tokens), 0).label("cache_write_tokens"),
+        sa.func.coalesce(exact_sum(USAGE.c.output_tokens), 0).label("output_tokens"),
+        sa.func.coalesce(exact_sum(USAGE.c.reasoning_tokens), 0).label("reasoning_tokens"),
     ]
 
 

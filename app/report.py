@@ -40,7 +40,7 @@ from app.spend_rows import (
 
 PrState: TypeAlias = Literal["open", "closed", "merged"]  # "closed" means closed without merge
 ReviewState: TypeAlias = Literal["approved", "changes_requested", "commented", "dismissed"]
-Outcome: TypeAlias = Literal["merged", "reverted", "closed", "approved", "changes_requested", "pending"]
+ReviewOutcome: TypeAlias = Literal["merged", "reverted", "closed", "approved", "changes_requested", "pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,7 @@ class ReviewSummary:
     changes_requested: int  # rounds: reviews that requested changes
     requesting_changes: tuple[str, ...]  # reviewers whose latest verdict still requests changes
     latest: tuple[tuple[str, ReviewState], ...]  # (reviewer, latest state), by login
-    outcome: Outcome
+    outcome: ReviewOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +185,10 @@ class PullRequestReport:
     @property
     def has_usage(self) -> bool:
         return self.totals.records > 0
+
+    @property
+    def tail_label(self) -> str:  # the `sha=None` interval: work to push on an open PR; none will come once closed
+        return "not pushed yet" if self.pr.state == "open" else "after the last push"
 
     @property
     def is_comment_wanted(self) -> bool:
@@ -262,7 +266,7 @@ def summarize_reviews(reviews: Iterable[ReviewInfo], *, state: PrState) -> Revie
             latest[review.reviewer] = review.state
     approvals = tuple(sorted(login for login, s in latest.items() if s == "approved"))
     blocking = tuple(sorted(login for login, s in latest.items() if s == "changes_requested"))
-    outcome: Outcome
+    outcome: ReviewOutcome
     if state in ("merged", "closed"):
         outcome = state
     elif blocking:

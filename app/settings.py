@@ -122,10 +122,6 @@ class Settings(BaseSettings):
 
         return default_heartbeat_path(self.database_url)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 class SettingsError(RuntimeError):
     """Bad environment: the message names each variable and what is wrong with it."""

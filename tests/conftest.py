@@ -33,6 +33,7 @@ from app.settings import Settings
 from app.tokens import create_token
 from tests.clients.pth_guard import refuse_unexpected_pth_files
 from tests.desk import desk  # noqa: F401  (a fixture: the HTTP desk of tests/desk.py)
+from tests.pure_modules import PURE
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -232,3 +233,15 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(database_url=database_url, log=tmp_path / "server.log")
     yield server
     server.stop()
+
+
+# The tests of the pure core: a test module named after a pure module (`tests/test_report.py` for `app.report`),
+# the parsers' tests and the purity test. `make test-fast` runs them alone (`pytest -m unit`) in seconds, with the
+# coverage floor of the pure modules.
+_UNIT_MODULES = frozenset({f"test_{name.rsplit('.', 1)[-1]}" for name in PURE} | {"test_pure_core"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in _UNIT_MODULES or item.path.parent.name == "sources":
+            item.add_marker(pytest.mark.unit)

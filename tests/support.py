@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.budget import Limits
 from app.repo_config import ConfigResult
@@ -157,3 +160,23 @@ def make_report(**changes: Any) -> PullRequestReport:
 
 def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
+
+
+def worker_is_idle(factory: sessionmaker[Session]) -> bool:
+    """Nothing left for the worker: no job queued or running, and no usage record waiting for its first match."""
+    with factory() as session:
+        busy_jobs = session.execute(sa.text("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")).scalar()
+        waiting = session.execute(sa.text("SELECT COUNT(*) FROM usage WHERE matched_at IS NULL")).scalar()
+    return busy_jobs == 0 and waiting == 0
+
+
+def wait_until_idle(factory: sessionmaker[Session], *, timeout: float = 30.0) -> None:
+    """Wait until the worker has drained everything (seen idle twice in a row, so a job it is about to enqueue
+    from the last one is waited for too). This, not a sleep, is how a test says "and then nothing happened"."""
+    deadline = time.monotonic() + timeout
+    idle_in_a_row = 0
+    while idle_in_a_row < 2:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker was still busy after {timeout:.0f} s")
+        idle_in_a_row = idle_in_a_row + 1 if worker_is_idle(factory) else 0
+        time.sleep(0.05)

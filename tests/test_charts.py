@@ -9,6 +9,9 @@ from decimal import Decimal
 import pytest
 
 from app.charts import (
+    LABEL_MARGIN,
+    OTHER_COLOR,
+    OUTCOME_PALETTE,
     PALETTE,
     Bar,
     Series,
@@ -17,8 +20,10 @@ from app.charts import (
     nice_step,
     push_timeline_chart,
     stacked_bar_chart,
+    text_width,
 )
 from app.formatting import format_usd
+from app.pages import OUTCOME_COLORS, model_color
 
 SVG = "{http://www.w3.org/2000/svg}"
 NASTY = "</title><script>alert('x')</script> & \"q\""
@@ -167,3 +172,56 @@ def test_long_labels_are_shortened_but_kept_whole_in_tooltips() -> None:
 )
 def test_nice_step(maximum: float, step: float) -> None:
     assert nice_step(maximum) == pytest.approx(step)
+
+
+# --- labels that fit, colours that mean one thing (issue 12 §4.4) ----------------------------------------------
+
+
+def _labelled(root: ET.Element) -> dict[str, str]:
+    """Shown text → full text, for every elided text (its group's <title> holds the whole)."""
+    pairs = {}
+    for group in root.iter(f"{SVG}g"):
+        title, text = group.find(f"{SVG}title"), group.find(f"{SVG}text")
+        if title is not None and text is not None:
+            pairs["".join(text.itertext())] = title.text or ""
+    return pairs
+
+
+def test_a_long_bar_label_is_elided_to_its_margin_with_the_whole_in_a_title() -> None:
+    label = "widgets:spike/vector-search (default)"
+    root = _parse(horizontal_bar_chart(chart_id="b", title="T", desc="d", bars=[Bar(label, 1), Bar("main", 2)]))
+    pairs = _labelled(root)
+    shown = next(s for s, full in pairs.items() if full == label)
+    assert shown.endswith("…") and label.startswith(shown[:-1])
+    assert text_width(shown, 13) <= LABEL_MARGIN - 8
+    assert "main" in _texts(root, "text")  # a short label is shown whole, with no title of its own
+    assert "main" not in pairs.values()
+
+
+def test_x_labels_fit_their_column_with_the_whole_in_a_title() -> None:
+    bars = [Bar(f"{i:07x}", Decimal(1)) for i in range(11)] + [Bar("after the last push", Decimal(1))]
+    root = _parse(push_timeline_chart(chart_id="t", title="T", desc="d", bars=bars, fmt=format_usd))
+    pairs = _labelled(root)
+    assert "after the last push" in pairs.values()
+    for shown in pairs:  # every other column is labelled: a label has two columns of room
+        assert shown.endswith("…") and text_width(shown, 12) <= (720 - 70) / len(bars) * 2
+
+
+def test_a_long_legend_name_keeps_its_whole_name_in_a_title() -> None:
+    name = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0-with-a-long-suffix"
+    root = _parse(_stacked(series=[Series(name, [1, 2, 3])]))
+    assert name in _labelled(root).values()
+
+
+def test_outcome_colours_are_not_model_colours() -> None:
+    assert set(OUTCOME_PALETTE).isdisjoint({*PALETTE, OTHER_COLOR})
+    assert len(set(OUTCOME_COLORS.values())) == len(OUTCOME_COLORS) and set(OUTCOME_COLORS.values()) <= set(
+        OUTCOME_PALETTE
+    )
+
+
+@pytest.mark.parametrize(
+    "spelling", ["claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4-5", "claude-sonnet-4-5@20250929"]
+)
+def test_a_model_has_one_colour_whatever_its_spelling(spelling: str) -> None:
+    assert model_color(spelling) == model_color("claude-sonnet-4-5")

@@ -93,6 +93,18 @@ def test_demo_pages_show_the_figures_of_the_api(tmp_path: Path) -> None:
         assert report["outcomes"]["reverted"]["pull_requests"] == 1
         assert report["by_agent_model"] and "What ships, per agent and model" in page.text
         assert "\r\nacme/widgets,101," in csv_text and ",reverted," in csv_text
+        # Every address printed bare opens in a browser (no token); API calls are printed as curl commands.
+        bare = [
+            url
+            for line in output.split("The comment on")[0].splitlines()  # the listing, not the comment's links
+            if "curl " not in line
+            for url in re.findall(r"http://\S+", line)
+        ]
+        assert len(bare) >= 3, output
+        with httpx.Client(timeout=30, follow_redirects=True) as browser:
+            for url in bare:
+                assert browser.get(url).status_code == 200, url
+        assert "Sign out" not in pull_page.text  # demo mode without a session: nothing to sign out of
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -8,40 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-PURE = [
-    "app.records",
-    "app.attribution",
-    "app.local.agent_env",
-    "app.parsing",
-    "app.batch_size",
-    "app.events",
-    "app.github_objects",
-    "app.webhook_fields",
-    "app.matching",
-    "app.budget",
-    "app.report",
-    "app.render",
-    "app.plan",
-    "app.pages",
-    "app.periods",
-    "app.origin",
-    "app.local.demo_seed",
-    "app.pricing",
-    "app.money",
-    "app.charts",
-    "app.outcome_report",
-    "app.app_manifest",
-    "app.github_login",
-    "app.sources.canonical",
-    "app.sources.common",
-    "app.sources.litellm",
-    "app.sources.otlp",
-    "app.sources.claude_code",
-    "app.sources.codex",
-    "app.sources.langfuse",
-    "app.sources.portkey",
-    "app.sources.helicone",
-]
+from tests.pure_modules import PURE
+
 FRAMEWORKS = ["fastapi", "starlette", "sqlmodel", "sqlalchemy", "githubkit", "httpx"]
 
 

@@ -326,3 +326,24 @@ def test_budget_report_render_import_no_framework() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+# --- the spend after the last push -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("state", "label", "other"), [
+    ("open", "not pushed yet", "after the last push"),
+    ("merged", "after the last push", "not pushed yet"),
+    ("closed", "after the last push", "not pushed yet"),
+])  # fmt: skip
+def test_the_tail_after_the_last_push_is_named_for_the_pr_state(state: Any, label: str, other: str) -> None:
+    """On an open PR the spend after the last push is work still to be pushed; on a merged or closed one it never
+    will be, so it is the spend "after the last push"."""
+    report = make_report(
+        pr=make_pr(state=state),
+        pushes=(make_push(pushed_at=T0 + timedelta(hours=1)),),
+        spend_points=(make_point(timestamp=T0 + timedelta(hours=2)),),
+    )
+    assert report.timeline[-1].sha is None
+    body = render_comment(report)
+    assert f"*{label}*" in body and other not in body

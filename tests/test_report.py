@@ -198,7 +198,9 @@ def test_budget_uses_cost_tokens_lines_and_exempt_labels() -> None:
     )
     assert exempt.budget.status == "none"
     tokens = make_report(limits=Limits(max_tokens_per_pr=7_000_000))
-    assert tokens.budget.reasons == ("7.3 M tokens exceeds max_tokens_per_pr 7 M",)
+    assert tokens.budget.reasons == ("7.3 M tokens exceed max_tokens_per_pr 7 M",)  # tokens are plural
+    near = make_report(limits=Limits(max_tokens_per_pr=7_500_000))
+    assert near.budget.reasons == ("7.3 M tokens are 97 % of max_tokens_per_pr 7.5 M",)
 
 
 @pytest.mark.parametrize(

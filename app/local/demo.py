@@ -131,7 +131,7 @@ def run_demo(*, host: str, port: int, database: Path, serve: bool = True) -> str
     print(f'  API              curl -H "Authorization: Bearer $TOKEN" {base}/v1/repos/{repo}/pulls/101')
     print(f"  metrics          {base}/metrics")
     if report.status_code == 200:
-        print(f"  report           {base}/v1/repos/{repo}/report")
+        print(f'  report           curl -H "Authorization: Bearer $TOKEN" {base}/v1/repos/{repo}/report')
     print()
     print(f"The API token of {ORG} in this demo's database ({database}), for the API and for sending usage:")
     print(f"export TOKEN={tokens[ORG]}")

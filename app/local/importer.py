@@ -43,6 +43,7 @@ from app.attribution import normalize_repo
 from app.local.agent_env import normalize_remote, read_identity, read_origin, redact_url
 from app.local.progress import Progress, Totals, summary
 from app.local.transcripts import (
+    KIND_NAMES,
     MAX_BODY_BYTES,
     MAX_LINES,
     SOURCES,
@@ -53,6 +54,8 @@ from app.local.transcripts import (
     default_paths,
     find_cwd,
     find_transcripts,
+    sniff,
+    unreadable,
 )
 from app.local.upload import (
     DEFAULT_SERVER,
@@ -138,10 +141,13 @@ class Importer:
                 pending_repo = repo_url
                 pending_folders.add(_where(cwd, path))
                 with path.open("rb") as handle:
-                    for raw in handle:
+                    for number, raw in enumerate(handle, start=1):
                         self.totals.lines += 1
                         line = claude_code_line(raw)
                         if line is None:
+                            continue
+                        if (reason := unreadable(line)) is not None:  # refused here, named by file and line
+                            self.totals.reject(reason, f"{path}:{number}")
                             continue
                         if len(line) > self.batch_bytes:
                             self.totals.oversized_lines += 1
@@ -149,7 +155,7 @@ class Importer:
                         if not pending.fits(line, max_lines=self.batch_lines, max_bytes=self.batch_bytes):
                             self._send(pending, pending_repo, pending_folders)
                             pending, pending_folders = Chunk(actor=actor), {_where(cwd, path)}
-                        pending.add(line)
+                        pending.add(line, origin=f"{path}:{number}")
             self.totals.files_done += 1
             self._tick()
         if pending.lines:
@@ -159,9 +165,9 @@ class Importer:
         chunker = CodexChunker(max_lines=self.batch_lines, max_bytes=self.batch_bytes)
         folders = {_where(cwd, path)}
         with path.open("rb") as handle:
-            for raw in handle:
+            for number, raw in enumerate(handle, start=1):
                 self.totals.lines += 1
-                for chunk in chunker.feed(raw):
+                for chunk in chunker.feed(raw, origin=f"{path}:{number}"):
                     chunk.actor = actor
                     self._send(chunk, repo_url, folders)
         for chunk in chunker.finish():
@@ -183,13 +189,13 @@ class Importer:
         for index, reason in outcome.rejected:
             if index in chunk.ignore:
                 continue
-            self.totals.rejected += 1
             if reason.startswith(NO_REPOSITORY):
+                self.totals.rejected += 1
                 self.totals.no_repository += 1
                 if repo_url is None:
                     self.totals.unattributed_folders.update(folders)
             else:
-                self.totals.errors[reason[:160]] += 1
+                self.totals.reject(reason, chunk.origins[index] if 0 <= index < len(chunk.origins) else None)
         self._tick()
 
     def _tick(self) -> None:
@@ -229,7 +235,8 @@ def run(
     out: IO[str] | None = None,
     err: IO[str] | None = None,
 ) -> int:
-    """The `tokentrail import` command: 0 when every request succeeded, 1 when one failed, 2 on bad usage."""
+    """The `tokentrail import` command: 0 when every request succeeded; 1 when one failed, when every record was
+    rejected, or when files were the other agent's; 2 on bad usage."""
     environ = os.environ if environ is None else environ
     out = out or sys.stdout
     err = err or sys.stderr
@@ -256,9 +263,17 @@ def run(
         say(f"tokentrail: no such file or folder: {', '.join(missing)}", err)
         return 2
     files = find_transcripts(paths, source.pattern)
+    other = next(name for name in SOURCES if name != source.name)
+    # The other agent's files: named, and left out (its parser would read nothing of them).
+    misplaced = [path for path in (files or find_transcripts(paths, "*.jsonl")[:20]) if sniff(path) == other]
+    for path in misplaced[:5]:
+        say(f"tokentrail: {path}: this looks like {KIND_NAMES[other]}: use `tokentrail import {other}`", err)
+    if len(misplaced) > 5:
+        say(f"tokentrail: … and {len(misplaced) - 5} more files like these", err)
+    files = [path for path in files if path not in set(misplaced)]
     if not files:
         say(f"No {source.name} transcripts found in {', '.join(map(str, paths))}.", out)
-        return 0
+        return 1 if misplaced else 0
     server = args.server or environ.get("TOKENTRAIL_SERVER") or DEFAULT_SERVER
     uploader: Uploader = DryRunUploader() if args.dry_run else HttpUploader(server, token or "")
     totals = Totals()
@@ -280,9 +295,12 @@ def run(
         progress.close(totals)
         if isinstance(uploader, HttpUploader):
             uploader.close()
-    for line in summary(totals, source=source.name, dry_run=args.dry_run):
-        say(line, out)
-    if aborted is not None:
+    if aborted is None or totals.requests > 1 or totals.accepted or totals.duplicates:
+        for line in summary(totals, source=source.name, dry_run=args.dry_run, stopped=aborted is not None):
+            say(line, out)
+    if aborted is not None:  # before anything was sent (a refused token): no summary of an import that did not happen
         say(f"tokentrail: import stopped: {aborted}", err)
         return 1
-    return 1 if totals.failed_requests else 0
+    if totals.nothing_stored:
+        say(f"tokentrail: every record was rejected: nothing was {'read' if args.dry_run else 'stored'}", err)
+    return 1 if totals.failed_requests or totals.nothing_stored or misplaced else 0

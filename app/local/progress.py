@@ -9,6 +9,8 @@ from typing import IO
 
 # --- progress and totals ------------------------------------------------------------------------------------------
 
+SHOWN_PLACES = 3  # lines named per rejection reason in the summary
+
 
 @dataclass(slots=True)
 class Totals:
@@ -23,9 +25,22 @@ class Totals:
     no_repository: int = 0
     failed_requests: int = 0
     oversized_lines: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # the server's reason, whole → how many
+    error_places: dict[str, list[str]] = field(default_factory=dict)  # reason → its first few "file:line"
     failures: list[str] = field(default_factory=list)
     unattributed_folders: set[str] = field(default_factory=set)
+
+    def reject(self, reason: str, place: str | None) -> None:
+        self.rejected += 1
+        self.errors[reason] += 1
+        places = self.error_places.setdefault(reason, [])
+        if place is not None and len(places) < SHOWN_PLACES:
+            places.append(place)
+
+    @property
+    def nothing_stored(self) -> bool:
+        """Records were refused and none accepted (nor already there): the import achieved nothing."""
+        return self.rejected > 0 and self.accepted == 0 and self.duplicates == 0
 
 
 class Progress:
@@ -65,11 +80,14 @@ class Progress:
             self.stream.flush()
 
 
-def summary(totals: Totals, *, source: str, dry_run: bool) -> list[str]:
+def summary(totals: Totals, *, source: str, dry_run: bool, stopped: bool = False) -> list[str]:
+    """The closing summary; `stopped`: the import was cut short (what was sent before the stop is kept)."""
     verb = "Read" if dry_run else "Imported"
+    first = f"{verb} {totals.files_done} {source} transcript file(s)"
+    if stopped:
+        first = f"Stopped after {totals.files_done} of {totals.files} {source} transcript file(s)"
     lines = [
-        f"{verb} {totals.files_done} {source} transcript file(s), {totals.lines:,} lines "
-        f"({totals.lines_sent:,} of them sent, in {totals.requests} request(s)).",
+        f"{first}, {totals.lines:,} lines ({totals.lines_sent:,} of them sent, in {totals.requests} request(s)).",
     ]
     if dry_run:
         lines.append(
@@ -91,7 +109,11 @@ def summary(totals: Totals, *, source: str, dry_run: bool) -> list[str]:
             "--repo OWNER/NAME`."
         )
     for error, count in totals.errors.most_common(5):
-        lines.append(f"  rejected {count:,}×: {error}")
+        places = totals.error_places.get(error, [])
+        lines.extend(f"  {place}: {error}" for place in places)
+        if count > len(places):
+            more = f"… and {count - len(places):,} more" if places else f"rejected {count:,}×"
+            lines.append(f"  {more}: {error}")
     if totals.oversized_lines:
         lines.append(f"{totals.oversized_lines:,} line(s) larger than one request were left out.")
     if totals.failed_requests:

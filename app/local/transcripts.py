@@ -11,13 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.parsing import to_int
+from app.parsing import iter_json_lines, to_int
 from app.records import ParsedBatch
 from app.sources import claude_code, codex
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_LINES = 10_000
 _CWD_SCAN_LINES = 5_000  # how far into a file to look for its `cwd`
+_SNIFF_LINES = 20  # how far into a file to look for what kind of transcript it is
+KIND_NAMES = {"claude-code": "a Claude Code transcript", "codex": "a Codex rollout"}
+_CODEX_TYPES = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})
+_CLAUDE_TYPES = frozenset({"user", "assistant", "summary", "system"})
 
 
 # --- finding transcripts ------------------------------------------------------------------------------------------
@@ -92,6 +96,30 @@ def find_cwd(path: Path, source: str) -> str | None:
     return None
 
 
+def sniff(path: Path) -> str | None:
+    """Which agent wrote this file ("claude-code", "codex"), from the shape of its first lines; None when unsure.
+    Codex lines are `{"type": ..., "payload": {...}}`; Claude Code lines carry `sessionId` and no `payload`."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle):
+            if number >= _SNIFF_LINES:
+                break
+            line = _load(raw)
+            if not isinstance(line, dict):
+                continue
+            if isinstance(line.get("payload"), dict) and line.get("type") in _CODEX_TYPES:
+                return "codex"
+            if "payload" not in line and ("sessionId" in line or line.get("type") in _CLAUDE_TYPES):
+                return "claude-code"
+    return None
+
+
+def unreadable(raw: bytes) -> str | None:
+    """Why the server's parser would refuse this line as JSON (its very words), or None when it reads."""
+    for _, value in iter_json_lines(raw):
+        return str(value) if isinstance(value, ValueError) else None
+    return None
+
+
 def _complete(raw: bytes) -> bytes:
     return raw if raw.endswith(b"\n") else raw + b"\n"
 
@@ -142,11 +170,13 @@ class Chunk:
     ignore: set[int] = field(default_factory=set)
     usage_lines: int = 0  # lines that may yield records (not the prefix)
     actor: str | None = None  # who ran the sessions (the checkout's git e-mail), sent as x-tokentrail-actor
+    origins: list[str | None] = field(default_factory=list)  # "file:line" of each line, to name a rejected one
 
-    def add(self, line: bytes, *, usage: bool = True, ignore: bool = False) -> None:
+    def add(self, line: bytes, *, usage: bool = True, ignore: bool = False, origin: str | None = None) -> None:
         if ignore:
             self.ignore.add(len(self.lines))
         self.lines.append(line)
+        self.origins.append(origin)
         self.size += len(line)
         self.usage_lines += usage
 
@@ -168,7 +198,7 @@ class CodexChunker:
         self.chunk = Chunk()
         self.oversized = 0
 
-    def feed(self, raw: bytes) -> Iterator[Chunk]:
+    def feed(self, raw: bytes, origin: str | None = None) -> Iterator[Chunk]:
         line = _load(raw) if (self.first_readable is None or any(m in raw for m in _CODEX_MARKERS)) else None
         if not isinstance(line, dict):
             return
@@ -189,7 +219,7 @@ class CodexChunker:
         if not self.chunk.fits(raw, max_lines=self.max_lines, max_bytes=self.max_bytes):
             yield from self._emit()
             self._start_with_prefix()
-        self.chunk.add(raw, usage=usage)
+        self.chunk.add(raw, usage=usage, origin=origin)
         # Track the state the parser carries from one line to the next.
         total = _codex_total(line)
         if kind == "session_meta" and self.meta is None and isinstance(payload, dict):

@@ -19,8 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 CLIENTS_VENV = Path(os.environ.get("TOKENTRAIL_TEST_CLIENTS_VENV", ROOT / ".venv-clients"))
 
-# setuptools' shim, in every venv that has setuptools; pip's editable install of Tokentrail itself.
-ALLOWED_PROJECT = ("distutils-precedence.pth", "__editable__.tokentrail-*.pth")
+# setuptools' shim, in every venv that has setuptools; pip's editable install of Tokentrail itself; coverage's hook
+# for measuring subprocesses (it does nothing unless COVERAGE_PROCESS_START is set), from the dev extra pytest-cov.
+ALLOWED_PROJECT = ("distutils-precedence.pth", "__editable__.tokentrail-*.pth", "a1_coverage.pth")
 ALLOWED_CLIENTS = ("distutils-precedence.pth",)
 
 

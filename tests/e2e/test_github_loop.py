@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import LiveServer, make_token, start_server
 from tests.fake_github import FakeGitHub
 from tests.github_payloads import make_installation_event, make_pull_request_event, make_review_event, webhook_headers
+from tests.support import wait_until_idle
 
 REPO = "acme/widgets"
 HEAD = "3f2c9a1" + "0" * 33
@@ -81,7 +82,8 @@ def wait_for(condition: Callable[[], Any], *, what: str, timeout: float = 30.0) 
 class Client:
     """Sends what GitHub and the gateways would send, and remembers it for redelivery."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, factory: sessionmaker[Session]) -> None:
+        self.factory = factory  # the server's database, to see when its worker is idle
         self.http = httpx.Client(base_url=url, timeout=30)
         self.auth = {"Authorization": f"Bearer {token}"}
         self.sent: list[tuple[str, bytes, dict[str, str]]] = []
@@ -207,7 +209,7 @@ def our_comments(github: FakeGitHub) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def client(server: LiveServer, factory: sessionmaker[Session]) -> Iterator[Client]:
-    sender = Client(server.url, make_token(factory, "acme"))
+    sender = Client(server.url, make_token(factory, "acme"), factory)
     yield sender
     sender.http.close()
 
@@ -285,7 +287,7 @@ def test_the_whole_loop(client: Client, github: FakeGitHub) -> None:
     # Redeliver every webhook and every usage batch: nothing changes.
     edits_before = len(github.calls_to("PATCH", f"/repos/{REPO}/issues/comments"))
     client.replay_everything()
-    time.sleep(1.5)  # give the worker the chance to do something wrong
+    wait_until_idle(client.factory)  # every redelivery handled: the worker had its chance to do something wrong
     assert len(our_comments(github)) == 1
     assert our_comments(github)[0]["body"] == final_comment
     assert len(github.calls_to("PATCH", f"/repos/{REPO}/issues/comments")) == edits_before
