@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeAlias
 
 from app.budget import BudgetVerdict, Limits, evaluate_budget
+from app.cache_savings import CacheEfficiency, cache_efficiency
 from app.formatting import decimal_str, per_line_json, usd_json
 from app.outcomes import RevertedBy, RevertTarget, revert_json
 from app.repo_config import ConfigResult
@@ -180,6 +181,7 @@ class PullRequestReport:
     reverts: RevertTarget | None = None
     phases: ReviewPhases = NO_PHASES
     reverted_spend: Decimal | None = None  # the spend of a merged PR reverted since
+    cache: CacheEfficiency | None = None  # app.cache_savings; None when no call read or wrote a cache
     people_hidden: bool = False  # dashboard.people: aggregate (app.people_view): reviewers counted, not named
 
     @property
@@ -314,6 +316,8 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         ratio = (per_line / median).quantize(Decimal("0.1"), ROUND_HALF_UP)
     all_input = totals.input_tokens + totals.cache_read_tokens + totals.cache_write_tokens
     reverted_by = facts.reverted_by if pr.state == "merged" else None
+    models = tuple(sorted(merge_models(facts.by_model), key=lambda m: (*costliest(m), m.model, m.provider or "")))
+    cache = cache_efficiency(models, day=facts.generated_at.date())
     review = summarize_reviews(facts.reviews, state=pr.state)
     if reverted_by is not None:
         review = replace(review, outcome="reverted")
@@ -329,7 +333,7 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         pr=pr,
         totals=totals,
         diff=diff,
-        by_model=tuple(sorted(merge_models(facts.by_model), key=lambda m: (*costliest(m), m.model, m.provider or ""))),
+        by_model=models,
         by_actor=tuple(
             sorted(
                 merge_actors(facts.by_actor, facts.logins), key=lambda a: (*costliest(a), a.actor or "", a.agent or "")
@@ -352,4 +356,5 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         reverts=facts.reverts,
         phases=facts.phases,
         reverted_spend=totals.cost_usd if reverted_by is not None and totals.records else None,
+        cache=cache if cache.has_cache else None,
     )
