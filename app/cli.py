@@ -311,9 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     from app.local.importer import add_arguments as add_import_arguments
 
-    importer = commands.add_parser("import", help="upload local agent transcripts (Claude Code, Codex)")
+    importer = commands.add_parser(
+        "import", help="upload local agent transcripts (Claude Code, Codex, Gemini CLI, Copilot's OTel file)"
+    )
     import_sources = importer.add_subparsers(dest="import_source", required=True, metavar="SOURCE")
-    for source, what in (("claude-code", "Claude Code transcripts"), ("codex", "Codex rollouts")):
+    agents = (
+        ("claude-code", "Claude Code transcripts"),
+        ("codex", "Codex rollouts"),
+        ("gemini", "Gemini CLI chats"),
+        ("copilot", "the file Copilot's OTel file exporter wrote"),
+    )
+    for source, what in agents:
         source_parser = import_sources.add_parser(source, help=f"import {what}")
         add_import_arguments(source_parser, source)
         source_parser.set_defaults(func=cmd_import)

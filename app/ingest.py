@@ -20,6 +20,7 @@ from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep, 
 from app.pricing import price_record
 from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
 from app.sources import FORMATS, Format
+from app.sources.agent_events import waits_for_session
 from app.tokens import TokenIdentity
 
 router = APIRouter(tags=["ingest"])
@@ -92,12 +93,12 @@ def admit(batch: ParsedBatch, *, owner: str, fallback: Attribution, now: datetim
     for position, record in zip(positions, batch.records, strict=True):
         record = record.with_attribution(fallback)
         repo_owner = record.attribution.owner
-        if repo_owner is None:
+        if repo_owner is None and not waits_for_session(record):  # Codex telemetry waits for its rollout
             admitted.refused.append(
                 Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header")
             )
             continue
-        if repo_owner != owner:
+        if repo_owner is not None and repo_owner != owner:
             admitted.refused.append(
                 Rejection(position, f"repository {record.attribution.repo} does not belong to {owner}")
             )

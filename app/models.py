@@ -109,6 +109,26 @@ class UsageCall(SQLModel, table=True):
     usage_pk: int = Field(sa_type=sa.BigInteger)
 
 
+class UnattributedUsage(SQLModel, table=True):
+    """A usage record that names no repository yet and waits for its session's transcript to name one: Codex
+    telemetry until the rollout of its conversation arrives (app.session_join). It counts nowhere until then;
+    (owner, source, record_id) dedupes a redelivery as in `usage`."""
+
+    __tablename__ = "usage_unattributed"
+    __table_args__ = (sa.UniqueConstraint("owner", "source", "record_id"), sa.Index(None, "owner", "session_id"))
+
+    pk: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    owner: str = Field(sa_type=sa.String(100))
+    source: str = Field(sa_type=sa.String(32))
+    record_id: str = Field(sa_type=sa.String(255))
+    session_id: str = Field(sa_type=sa.String(255))
+    record: str = Field(sa_type=sa.Text)  # the canonical record as JSON
+    received_at: datetime = Field(sa_type=_utc())
+
+
 class IngestToken(SQLModel, table=True):
     """An API token of one owner (a GitHub user or organisation login). Only its SHA-256 is stored."""
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from app.attribution import Attribution
 
 # Sources as they appear in the `source` field and in the dedupe key (owner, source, id).
-SOURCES = ("api", "litellm", "otlp", "claude-code", "codex", "langfuse", "portkey", "helicone")
+SOURCES = ("api", "litellm", "otlp", "claude-code", "codex", "gemini", "langfuse", "portkey", "helicone")
 
 # DESIGN §2 "Limits, the same on every database": what a record may hold. PostgreSQL would refuse a longer
 # string for the whole batch, SQLite would take it; checked here, a record outside them is rejected by index.

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs
+from app import jobs, session_join
 from app.attribution import Attribution
 from app.db import utcnow, write_lock
 from app.money import to_nanousd
@@ -283,6 +283,7 @@ def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
 def _write_batch(session: Session, batch: _Batch) -> int:
     """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
     sqlite = session.get_bind().dialect.name == "sqlite"
+    batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
     if has_calls:
@@ -304,7 +305,9 @@ def _write_batch(session: Session, batch: _Batch) -> int:
     # Matching to pull requests happens in the worker, under a per-repository lock (app.rematch); the job is
     # queued in the same transaction as the records, so neither exists without the other.
     jobs.enqueue_many(session, kind="match", keys=batch.repos)
-    return written
+    if released:  # records that waited for this batch's rollouts: written as their own batch, not counted in it
+        _write_batch(session, _Batch(owner=batch.owner, share_upstream=batch.share_upstream, items=released))
+    return written + parked
 
 
 @dataclass(eq=False)

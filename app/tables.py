@@ -20,6 +20,7 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 USAGE = _table(models.Usage)
 USAGE_CALLS = _table(models.UsageCall)
+UNATTRIBUTED = _table(models.UnattributedUsage)
 TOKENS = _table(models.IngestToken)
 DASHBOARD_SESSIONS = _table(models.DashboardSession)
 INSTALLATIONS = _table(models.Installation)

@@ -1,4 +1,7 @@
-"""`tokentrail import claude-code|codex [PATH]`: upload local agent transcripts to `/v1/ingest/{source}`.
+"""`tokentrail import claude-code|codex|gemini|copilot [PATH]`: upload local agent transcripts to Tokentrail.
+
+Gemini CLI chats and Copilot's OTel file: `app.local.agent_files` says what of them is sent, and how they are
+attributed. The rest of this note is about Claude Code and Codex.
 
 How a transcript folder becomes requests:
 
@@ -41,6 +44,7 @@ from typing import IO
 
 from app.attribution import normalize_repo
 from app.local.agent_env import normalize_remote, read_identity, read_origin, redact_url
+from app.local.agent_files import copilot_span_line, gemini_lines, project_folder
 from app.local.progress import Progress, Totals, summary
 from app.local.transcripts import (
     KIND_NAMES,
@@ -120,6 +124,7 @@ class Importer:
     repo: str | None = None  # --repo: the repository header for everything
     resolve: Callable[[str | None], str | None] = field(default_factory=RepoResolver)
     identify: Callable[[str | None], str | None] = field(default_factory=IdentityResolver)
+    here: Path = field(default_factory=Path.cwd)  # where a Gemini CLI chat's project folder is looked for
 
     def run(self, files: list[Path]) -> None:
         self.totals.files = len(files)
@@ -127,6 +132,11 @@ class Importer:
         pending_repo: str | None = None
         pending_folders: set[str] = set()
         for path in files:
+            if self.source.name in ("gemini", "copilot"):
+                self._send_agent_file(path)
+                self.totals.files_done += 1
+                self._tick()
+                continue
             cwd = find_cwd(path, self.source.name)
             repo_url = self.repo or self.resolve(cwd)
             actor = self.identify(cwd)
@@ -175,6 +185,36 @@ class Importer:
             self._send(chunk, repo_url, folders)
         self.totals.oversized_lines += chunker.oversized
 
+    def _send_agent_file(self, path: Path) -> None:
+        """A Gemini CLI chat (its metadata line opens every request) or a Copilot OTel file (a span a line)."""
+        prefix: bytes | None = None
+        cwd: str | None = None
+        if self.source.name == "gemini":
+            prefix, project, lines = gemini_lines(path)
+            self.totals.lines += len(lines) + (prefix is not None)
+            cwd = project_folder(project, self.here)
+        else:
+            with path.open("rb") as handle:
+                raw_lines = handle.readlines()
+            self.totals.lines += len(raw_lines)
+            lines = [line for line in map(copilot_span_line, raw_lines) if line is not None]
+        repo_url, actor, folders = self.repo or self.resolve(cwd), self.identify(cwd), {_where(cwd, path)}
+        chunk = Chunk(actor=actor)
+        for line in lines:
+            if len(line) + len(prefix or b"") > self.batch_bytes:
+                self.totals.oversized_lines += 1
+                continue
+            if not chunk.lines and prefix is not None:
+                chunk.add(prefix, usage=False)
+            if not chunk.fits(line, max_lines=self.batch_lines, max_bytes=self.batch_bytes):
+                self._send(chunk, repo_url, folders)
+                chunk = Chunk(actor=actor)
+                if prefix is not None:
+                    chunk.add(prefix, usage=False)
+            chunk.add(line, origin=str(path))
+        if chunk.usage_lines:
+            self._send(chunk, repo_url, folders)
+
     def _send(self, chunk: Chunk, repo_url: str | None, folders: set[str]) -> None:
         self.totals.requests += 1
         try:
@@ -207,11 +247,12 @@ class Importer:
 
 
 def add_arguments(parser: argparse.ArgumentParser, source: str) -> None:
-    default = (
-        "$CLAUDE_CONFIG_DIR/projects, else ~/.config/claude/projects and ~/.claude/projects"
-        if source == "claude-code"
-        else "$CODEX_HOME (default ~/.codex) sessions and archived_sessions"
-    )
+    default = {
+        "claude-code": "$CLAUDE_CONFIG_DIR/projects, else ~/.config/claude/projects and ~/.claude/projects",
+        "codex": "$CODEX_HOME (default ~/.codex) sessions and archived_sessions",
+        "gemini": "~/.gemini/tmp/*/chats",
+        "copilot": "the file $COPILOT_OTEL_FILE_EXPORTER_PATH names",
+    }[source]
     parser.add_argument("path", nargs="?", type=Path, help=f"a transcript file or folder (default: {default})")
     parser.add_argument("--server", help=f"Tokentrail server URL (env TOKENTRAIL_SERVER; default {DEFAULT_SERVER})")
     parser.add_argument("--token", help="API token (env TOKENTRAIL_TOKEN); not needed with --dry-run")
@@ -258,16 +299,21 @@ def run(
         say("tokentrail: a token is required: --token T or TOKENTRAIL_TOKEN (tokentrail token create)", err)
         return 2
     paths = [args.path.expanduser()] if args.path else default_paths(source.name, environ, Path.home())
+    if not paths:
+        say("tokentrail: name the file: the PATH argument, or COPILOT_OTEL_FILE_EXPORTER_PATH", err)
+        return 2
     missing = [str(p) for p in paths if not p.exists()]
     if missing and len(missing) == len(paths):
         say(f"tokentrail: no such file or folder: {', '.join(missing)}", err)
         return 2
     files = find_transcripts(paths, source.pattern)
-    other = next(name for name in SOURCES if name != source.name)
-    # The other agent's files: named, and left out (its parser would read nothing of them).
-    misplaced = [path for path in (files or find_transcripts(paths, "*.jsonl")[:20]) if sniff(path) == other]
+    # Claude Code transcripts and Codex rollouts are both JSON lines and easily swapped: the other agent's files
+    # are named, and left out (its parser would read nothing of them). Gemini CLI and Copilot files are not sniffed.
+    other = {"claude-code": "codex", "codex": "claude-code"}.get(source.name)
+    candidates = (files or find_transcripts(paths, "*.jsonl")[:20]) if other else []
+    misplaced = [path for path in candidates if sniff(path) == other]
     for path in misplaced[:5]:
-        say(f"tokentrail: {path}: this looks like {KIND_NAMES[other]}: use `tokentrail import {other}`", err)
+        say(f"tokentrail: {path}: this looks like {KIND_NAMES[other or '']}: use `tokentrail import {other}`", err)
     if len(misplaced) > 5:
         say(f"tokentrail: … and {len(misplaced) - 5} more files like these", err)
     files = [path for path in files if path not in set(misplaced)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.parsing import iter_json_lines, to_int
 from app.records import ParsedBatch
-from app.sources import claude_code, codex
+from app.sources import claude_code, codex, gemini, otlp
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_LINES = 10_000
@@ -38,17 +38,26 @@ class SourceKind:
 SOURCES: dict[str, SourceKind] = {
     "claude-code": SourceKind("claude-code", "/v1/ingest/claude-code", "*.jsonl", claude_code.parse),
     "codex": SourceKind("codex", "/v1/ingest/codex", "rollout-*.jsonl", codex.parse),
+    "gemini": SourceKind("gemini", "/v1/ingest/gemini", "*.json*", gemini.parse),
+    # Copilot's OTel file becomes OTLP/JSON span requests (app.local.agent_files), read by the traces route.
+    "copilot": SourceKind("copilot", "/v1/ingest/otlp/v1/traces", "*.jsonl", otlp.parse_traces),
 }
 
 
 def default_paths(source: str, environ: Mapping[str, str], home: Path) -> list[Path]:
     """Where the agent keeps its transcripts: Claude Code `$CLAUDE_CONFIG_DIR/projects` (comma-separated dirs
     allowed) or `~/.config/claude/projects` and `~/.claude/projects`; Codex `$CODEX_HOME/sessions` (default
-    `~/.codex`) and its `archived_sessions`."""
+    `~/.codex`) and its `archived_sessions`; Gemini CLI `~/.gemini/tmp/*/chats`; Copilot the file
+    `$COPILOT_OTEL_FILE_EXPORTER_PATH` names (none without it)."""
     if source == "claude-code":
         configured = [Path(p).expanduser() for p in environ.get("CLAUDE_CONFIG_DIR", "").split(",") if p.strip()]
         roots = configured or [home / ".config" / "claude", home / ".claude"]
         candidates = [root / "projects" for root in roots]
+    elif source == "gemini":
+        candidates = sorted((home / ".gemini" / "tmp").glob("*/chats")) or [home / ".gemini" / "tmp"]
+    elif source == "copilot":
+        exported = environ.get("COPILOT_OTEL_FILE_EXPORTER_PATH", "").strip()
+        candidates = [Path(exported).expanduser()] if exported else []
     else:
         codex_home = Path(environ["CODEX_HOME"]).expanduser() if environ.get("CODEX_HOME") else home / ".codex"
         candidates = [codex_home / "sessions", codex_home / "archived_sessions"]

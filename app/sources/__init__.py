@@ -28,7 +28,7 @@ class Format:
 
 def _formats() -> tuple[Format, ...]:
     # Imported here so that `app.sources.<format>` modules may import from this package without a cycle.
-    from app.sources import canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+    from app.sources import canonical, claude_code, codex, gemini, helicone, langfuse, litellm, otlp, portkey
 
     return (
         Format(
@@ -51,7 +51,7 @@ def _formats() -> tuple[Format, ...]:
             "otlp",
             otlp.parse_logs,
             Shape.OTLP_LOGS,
-            "OTLP/HTTP JSON logs (Claude Code api_request events)",
+            "OTLP/HTTP JSON logs (Claude Code, Codex and Gemini CLI events)",
         ),
         Format(
             "/v1/ingest/otlp/v1/traces",
@@ -69,6 +69,14 @@ def _formats() -> tuple[Format, ...]:
             ndjson=True,
         ),
         Format("/v1/ingest/codex", "codex", codex.parse, Shape.TRANSCRIPT, "Codex rollout JSONL", ndjson=True),
+        Format(
+            "/v1/ingest/gemini",
+            "gemini",
+            gemini.parse,
+            None,
+            "Gemini CLI chat files (the JSON document or its JSON lines)",
+            ndjson=True,
+        ),
         Format(
             "/v1/ingest/langfuse",
             "langfuse",

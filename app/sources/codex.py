@@ -14,6 +14,9 @@ again, or again after it grew, yields the same ids.
 Token semantics (OpenAI): `input_tokens` INCLUDES `cached_input_tokens`, so input = input - cached and
 cache_read = cached; `reasoning_output_tokens` is already part of `output_tokens` (informational here).
 OpenAI bills no cache writes. Cost is computed (DESIGN §3).
+
+The session id is Codex's conversation id, which its telemetry names `conversation.id`: `app.session_join`
+gives the rollout's git block to that telemetry, and `agent_events.usage_call_id` counts each response once.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from app.attribution import Attribution
 from app.parsing import dig, to_datetime, to_int
 from app.parsing import transcript_lines as _lines
 from app.records import ParsedBatch, UsageRecord
+from app.sources.agent_events import usage_call_id
 
 _FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens", "total_tokens")
 _Usage = dict[str, int]
+_HASHED_SESSION = "rollout-"  # the id of a rollout without session_meta
+_CALL_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 
 
 def parse(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
@@ -102,7 +108,7 @@ def _session(lines: list[tuple[int, Any]]) -> tuple[str, Attribution]:
         attribution = Attribution()
     first = next((line for _, line in lines if not isinstance(line, ValueError)), None)
     canonical = json.dumps(first, sort_keys=True, separators=(",", ":"))
-    return "rollout-" + hashlib.sha256(canonical.encode()).hexdigest()[:24], attribution
+    return _HASHED_SESSION + hashlib.sha256(canonical.encode()).hexdigest()[:24], attribution
 
 
 def _usage(value: Any, where: str) -> _Usage:
@@ -164,4 +170,9 @@ def _record(
         attribution=attribution,
         agent="codex",
         session_id=session_id,
+        # The same response as Codex's telemetry reports it (`codex.sse_event`): counted once, whichever came first.
+        # A session named by a hash (no session_meta) has no conversation id for telemetry to share.
+        call_ids=()
+        if session_id.startswith(_HASHED_SESSION)
+        else (usage_call_id("codex", session_id, *(delta[name] for name in _CALL_FIELDS)),),
     )

@@ -1,4 +1,5 @@
-"""OTLP/HTTP JSON → usage records: Claude Code `api_request` log events and OpenTelemetry GenAI spans. Pure.
+"""OTLP/HTTP JSON → usage records: Claude Code `api_request` log events (Codex and Gemini CLI events in
+`app.sources.agent_events`) and OpenTelemetry GenAI spans. Pure.
 
 Shapes: ExportLogsServiceRequest `resourceLogs[].scopeLogs[].logRecords[]` and ExportTraceServiceRequest
 `resourceSpans[].scopeSpans[].spans[]`; attribute values are AnyValue objects; 64-bit ints and nanosecond
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from app.parsing import to_datetime, to_decimal, to_int
 from app.records import ParsedBatch, UsageRecord
+from app.sources import agent_events
 from app.sources.otlp_json import (
     Item,
     attribution_of,
@@ -70,6 +72,9 @@ def parse_traces(body: bytes, *, ndjson: bool = False) -> ParsedBatch:
 
 
 def _log_record(item: Item, attributes: dict[str, Any]) -> UsageRecord | None:
+    other_agent = agent_events.record_of(item, attributes)  # Codex and Gemini CLI events
+    if not isinstance(other_agent, agent_events.NotMine):
+        return other_agent
     record = item.value
     body = get_field(record.get("body"), "stringValue")
     names = (attributes.get("event.name"), record.get("eventName"), body)

@@ -26,7 +26,7 @@ from app.attribution import attribution_from_headers
 from app.events import Event, Ignored, parse_event
 from app.ingest import IngestResult, ingest
 from app.records import ParsedBatch, PayloadError
-from app.sources import FORMATS, canonical, claude_code, codex, helicone, langfuse, litellm, otlp, portkey
+from app.sources import FORMATS, canonical, claude_code, codex, gemini, helicone, langfuse, litellm, otlp, portkey
 from app.tokens import TokenIdentity
 from tests.conftest import FIXTURES
 from tests.github_payloads import webhook_headers
@@ -37,10 +37,14 @@ Parser = Callable[..., ParsedBatch]
 SOURCES: dict[str, tuple[Parser, list[str]]] = {
     "canonical": (canonical.parse, []),
     "litellm": (litellm.parse, ["litellm/*.json"]),
-    "otlp-logs": (otlp.parse_logs, ["otlp/logs.json", "otlp/claude_code_api_request.json"]),
+    "otlp-logs": (
+        otlp.parse_logs,
+        ["otlp/logs.json", "otlp/claude_code_api_request.json", "codex/otel_sse_events.json", "gemini/otel_*.json"],
+    ),
     "otlp-traces": (otlp.parse_traces, ["otlp/trace.json", "otlp/genai_spans.json"]),
     "claude-code": (claude_code.parse, ["claude_code/*.jsonl", "ccusage/claude__*.jsonl"]),
     "codex": (codex.parse, ["codex/*.jsonl", "ccusage/codex__*.jsonl"]),
+    "gemini": (gemini.parse, ["gemini/session-*.json*"]),
     "langfuse": (langfuse.parse, ["langfuse/*.json"]),
     "portkey": (portkey.parse, ["portkey/*.json", "portkey/*.jsonl"]),
     "helicone": (helicone.parse, ["helicone/*.json"]),
