@@ -1,7 +1,7 @@
 """outcomes: merge commits, revert signals and the spend of review rounds
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0011
 Create Date: 2026-11-30 04:35:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"  # re-chained after 0011 landed on main
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
