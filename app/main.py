@@ -13,7 +13,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app import api, ci_api, dashboard, github_setup, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
+from app import (
+    api,
+    ci_api,
+    csv_api,
+    dashboard,
+    github_setup,
+    ingest,
+    jobs,
+    metrics,
+    outage,
+    pulls_api,
+    report_api,
+    webhooks,
+)
 from app.app_mode import AppMode, publisher_for
 from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
@@ -153,6 +166,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(api.router)
     app.include_router(pulls_api.router)
     app.include_router(report_api.router)
+    app.include_router(csv_api.router)
     app.include_router(dashboard.router)
     app.include_router(github_setup.router)
     return app

@@ -271,3 +271,17 @@ def price_record(record: UsageRecord) -> tuple[Decimal | None, bool]:
     if record.cost_usd is not None:
         return record.cost_usd, True
     return compute_cost(record), False
+
+
+def cache_prices(provider: str | None, model: str, day: date) -> tuple[Decimal, Decimal, Decimal] | None:
+    """(uncached input, cache read, cache write) USD per token of a model on a day, at its base tier; None when
+    genai-prices does not know the model's input price. A model without cache prices bills them as input."""
+    fields = _price_fields(provider, model, day)
+    if fields is None:
+        return None
+    input_mtok, read_mtok, write_mtok = (_unit_price(field, 0) for field in fields[:3])
+    if input_mtok is None:
+        return None
+    read_mtok = input_mtok if read_mtok is None else read_mtok
+    write_mtok = input_mtok if write_mtok is None else write_mtok
+    return input_mtok / _MTOK, read_mtok / _MTOK, write_mtok / _MTOK
