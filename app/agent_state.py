@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 from app import jobs
 from app.attribution import Attribution
 from app.db import as_utc, utcnow
-from app.pricing import price_record
+from app.pricing import price_nanousd
 from app.records import CumulativePoint, SessionCommit, UsageRecord
 from app.tables import AGENT_SESSIONS, METRIC_SERIES, USAGE
 
-Priced = tuple[Decimal | None, bool]
+Priced = tuple[int | None, bool]  # (cost in nano-dollars, reported by the source), as the store has it
 Item = tuple[UsageRecord, Priced]
 EVENT_SOURCE, METRIC_SOURCE = "otlp", "otlp-metrics"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,7 +125,7 @@ def _with_delta(record: UsageRecord, point: CumulativePoint, added: Decimal, *, 
     if since is not None:  # the interval this delta covers starts at the previous point
         values["timestamp"] = _from_nanos(since)
     delta = replace(record, **values)
-    return delta, price_record(delta)
+    return delta, price_nanousd(delta)
 
 
 def _from_nanos(nanos: int) -> datetime:

@@ -47,6 +47,7 @@ from app.periods import check_period, parse_bound
 from app.pricing import canonical_model
 from app.repo_config import parse_repo_config
 from app.repo_state import default_branches
+from app.reverts import reverted_pulls
 from app.tables import PULLS, REPOSITORIES, USAGE
 
 DEFAULT_DAYS = 30
@@ -280,6 +281,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     ).scalar_one()
 
     pull_rows = _pull_rows(session, scope, period)
+    reverted = reverted_pulls(session, repos={row.pr_repo for row in pull_rows})
     ranked = sorted(pull_rows, key=lambda r: (-int(r.cost), -int(r.records), r.pr_repo, r.pr_number))
     lifetimes = _lifetimes(session, scope, [(r.pr_repo, r.pr_number) for r in ranked[:TOP_PULLS]])
     pulls = [
@@ -288,7 +290,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
             number=row.pr_number,
             title=row.title or "",
             author=row.author or "",
-            outcome=_outcome(row),
+            outcome="reverted" if (row.pr_repo, row.pr_number) in reverted else _outcome(row),
             spend=spend_of(row),
             lifetime=lifetimes.get((row.pr_repo, row.pr_number), spend_of(row)),
             changed_lines=int(row.additions or 0) + int(row.deletions or 0),

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from app import people, repo_state
+from app import people, repo_state, reverts
 from app.events import (
     CheckRerequest,
     Event,
@@ -78,7 +78,10 @@ def _pull_request(session: Session, event: PullRequestEvent, *, grace: timedelta
     if event.action in _HEAD_ACTIONS:
         at = pull.created_at if event.action in {"opened", "reopened"} else pull.updated_at or pull.created_at
         repo_state.add_push(session, repo=pull.repo, number=pull.number, sha=pull.head_sha, at=at)
-    return Refreshes(later=moved | _record_pull(session, pull))
+    refreshes = moved | _record_pull(session, pull)
+    if pull.merged:  # a merged revert (or revert of a revert) changes the outcome of the PRs it names
+        refreshes |= reverts.pulls_touched_by_reverts(session, repo=pull.repo)
+    return Refreshes(later=refreshes)
 
 
 def _review(session: Session, event: ReviewEvent, *, grace: timedelta) -> Refreshes:
@@ -102,7 +105,10 @@ def _push(session: Session, event: PushEvent, *, grace: timedelta) -> Refreshes:
     if event.branch == event.default_branch:
         # The budget is read from the default branch: a push there may change it for every open PR.
         repo_state.mark_config_stale(session, repo=event.repo)
-        return Refreshes(later=moved | repo_state.open_pulls(session, repo=event.repo))
+        refreshes = moved | repo_state.open_pulls(session, repo=event.repo)
+        if reverts.record_revert_commits(session, repo=event.repo, reverts=event.reverts, at=event.pushed_at):
+            refreshes |= reverts.pulls_touched_by_reverts(session, repo=event.repo)
+        return Refreshes(later=refreshes)
     if event.deleted:
         return Refreshes(later=moved)
     pulls = repo_state.open_pulls_of_branch(session, head_repo=event.repo, head_ref=event.branch)

@@ -42,7 +42,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.dry_run is None and not settings.has_app_credentials:
         setup = f"{str(settings.public_url).rstrip('/')}/github/setup"
         mode = f"dry-run unless a GitHub App was created at {setup}"
-    print(f"tokentrail: serving on http://{args.host}:{args.port} · database {_redact(settings.database_url)} · {mode}")
+    processes = f" · {args.workers} API processes, one runs the worker" if args.workers > 1 else ""
+    print(
+        f"tokentrail: serving on http://{args.host}:{args.port} · database {_redact(settings.database_url)} · {mode}"
+        f"{processes}"
+    )
+    if args.workers > 1:
+        # Each process builds its own app from the same environment; app.election picks the one whose
+        # in-process worker runs.
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+        )
+        return 0
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
@@ -247,6 +264,13 @@ def version() -> str:
         return "unknown"
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
@@ -259,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="migrate, then run the API (and the worker)")
     add_listen_arguments(serve)
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="API processes sharing the port (default: %(default)s); one of them runs the worker",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = commands.add_parser("worker", help="run only the worker (jobs: matching, comments, check runs)")

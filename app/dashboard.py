@@ -8,21 +8,24 @@ origin (app.origin). In demo mode (`TOKENTRAIL_DEMO_MODE`) the pages open withou
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.analytics import build_analytics
 from app.books import has_pulls, is_known_repo
+from app.csv_report import csv_export
 from app.db import session_scope, utcnow, write_lock
 from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, read_body
 from app.facts import PullNotFound, gather_facts, published
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
+from app.outcome_sections import outcome_context
 from app.pages import overview_charts, period_inputs, render_page, timeline_chart
+from app.people_view import visible_report
 from app.periods import BadPeriod
 from app.report import build_report
 from app.sessions import LIFETIME, end_session, owner_of_session, start_session
@@ -190,6 +193,8 @@ def _overview(
             "error.html.j2", status=422, viewer=viewer, demo=settings.demo_mode, title="Bad period", message=str(error)
         )
     since_value, until_value = period_inputs(analytics.period)
+    outcomes = outcome_context(session, analytics, default=settings.dashboard_people)
+    analytics = outcomes.pop("analytics")  # without people under dashboard.people: aggregate
     return _html(
         "owner.html.j2" if scope.repo is None else "repo.html.j2",
         viewer=viewer,
@@ -197,6 +202,7 @@ def _overview(
         signed_in=_signed_in(request, session, settings),
         a=analytics,
         charts=overview_charts(analytics),
+        **outcomes,
         since=since_value,
         until=until_value,
         # No PR known yet: PRs arrive through GitHub's webhooks, so say how to connect GitHub.
@@ -240,7 +246,7 @@ def pull_page(
         facts = gather_facts(session, repo=full_name, number=number, public_url=str(settings.public_url))
     except PullNotFound:
         return _not_found(viewer, settings, f"No pull request {full_name}#{number} is known to Tokentrail.")
-    report = build_report(facts)
+    report = visible_report(build_report(facts), settings.dashboard_people)
     last = published(session, repo=full_name, number=number)
     return _html(
         "pull.html.j2",
@@ -258,3 +264,47 @@ def pull_page(
 def pull_details(owner: Name, repo: Name, number: int) -> Response:
     """The "details" link of every comment (`report.details_url`) leads to the PR's dashboard page."""
     return RedirectResponse(f"/dashboard/{quote(owner)}/{quote(repo)}/pulls/{number}", status_code=307)
+
+
+def _export(
+    request: Request, session: SessionDep, settings: Settings, *, scope: Scope, since: str | None, until: str | None,
+    kind: str,
+) -> Response:  # fmt: skip
+    """A CSV download for a signed-in browser (the same file as `GET …/report.csv` with a token)."""
+    viewer, denied = _gate(request, session, settings, scope.owner)
+    if denied is not None:
+        return denied
+    try:
+        name, text = csv_export(
+            session, scope=scope, since=since, until=until, kind=kind, people=settings.dashboard_people
+        )
+    except BadPeriod as error:
+        return _html(
+            "error.html.j2", status=422, viewer=viewer, demo=settings.demo_mode, title="Bad period", message=str(error)
+        )
+    return Response(
+        content=text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+ExportKind = Annotated[Literal["pulls", "monthly"], Query()]
+
+
+@router.get("/exports/{owner}/report.csv")
+def owner_export(
+    owner: Name, request: Request, session: SessionDep, settings: SettingsDep, since: Since = None,
+    until: Until = None, kind: ExportKind = "pulls",
+) -> Response:  # fmt: skip
+    scope = Scope(owner=owner.lower())
+    return _export(request, session, settings, scope=scope, since=since, until=until, kind=kind)
+
+
+@router.get("/exports/{owner}/{repo}/report.csv")
+def repo_export(
+    owner: Name, repo: Name, request: Request, session: SessionDep, settings: SettingsDep, since: Since = None,
+    until: Until = None, kind: ExportKind = "pulls",
+) -> Response:  # fmt: skip
+    scope = Scope(owner=owner.lower(), repo=f"{owner.lower()}/{repo.lower()}")
+    return _export(request, session, settings, scope=scope, since=since, until=until, kind=kind)

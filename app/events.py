@@ -18,6 +18,7 @@ from app.github_objects import (
     commit_author,
     parse_pull,
 )
+from app.outcomes import reverted_shas
 from app.parsing import dig
 from app.webhook_fields import (
     KIND_CHARS,
@@ -93,6 +94,8 @@ class PushEvent:
     commits: tuple[str, ...]
     pushed_at: datetime
     authors: tuple[CommitAuthor, ...] = ()  # of the pushed commits
+    # (commit, the commit it reverts) for each pushed commit whose message says `This reverts commit <sha>`
+    reverts: tuple[tuple[str, str], ...] = ()
     # GitHub's ids of the repository and of its owner (None in a payload that lacks them).
     repository_id: int | None = None
     owner_id: int | None = None
@@ -277,9 +280,19 @@ def _push(payload: dict[str, Any], *, now: datetime) -> PushEvent:
             for c in items(payload.get("commits"))
             if isinstance(c, dict)
         ),
+        reverts=_reverts(payload),
         repository_id=repository_id,
         owner_id=owner_id,
     )
+
+
+def _reverts(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for index, commit in enumerate(items(payload.get("commits"))):
+        if isinstance(commit, dict) and isinstance(commit.get("id"), str):
+            reverting = sha(commit["id"], f"commits[{index}].id")
+            found += [(reverting, target) for target in reverted_shas(text(commit.get("message"))[:65_536])]
+    return tuple(found)
 
 
 def _check_rerequest(event: str, payload: dict[str, Any]) -> CheckRerequest:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.outcomes import reverted_pull_number
 from app.parsing import dig
 from app.webhook_fields import (
     LOGIN_CHARS,
@@ -61,6 +62,9 @@ class PullRequestSnapshot:
     additions: int | None = None
     deletions: int | None = None
     changed_files: int | None = None
+    # Outcomes: the merge commit of a merged PR, and the PR its body reverts ("Reverts owner/repo#N").
+    merge_commit_sha: str | None = None
+    reverts_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,11 @@ def parse_pull(data: Any, *, repo: str) -> PullRequestSnapshot:
         additions=count("additions"),
         deletions=count("deletions"),
         changed_files=count("changed_files"),
+        # Before the merge GitHub's merge_commit_sha is a test merge: only the merged PR's names its real commit.
+        merge_commit_sha=(sha(data.get("merge_commit_sha"), "pull_request.merge_commit_sha") or None)
+        if data.get("merged_at") is not None or data.get("merged")
+        else None,
+        reverts_number=reverted_pull_number(text(data.get("body"))[:65_536], repo=repo),
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -18,10 +17,12 @@ from app.agent_state import BatchState, fill_commits
 from app.attribution import Attribution, attribution_from_headers
 from app.db import utcnow
 from app.deps import ERROR_SCHEMA, IdentityDep, SessionFactoryDep, SettingsDep, read_body
-from app.pricing import price_record
+from app.parsing import load_items
+from app.pricing import price_nanousd
 from app.records import SOURCES, ParsedBatch, PayloadError, Rejection, UsageRecord, limit_violation
 from app.sources import FORMATS, Format, otlp_proto
 from app.sources.agent_events import waits_for_session
+from app.sources.canonical import InexactNumber
 from app.tokens import TokenIdentity
 
 router = APIRouter(tags=["ingest"])
@@ -29,6 +30,10 @@ router = APIRouter(tags=["ingest"])
 ACTOR_HEADER = "x-tokentrail-actor"
 MAX_ACTOR_CHARS = 255
 
+
+# Up to this size a body is decoded whole before its items are counted: even one of empty objects (the worst
+# case, ~25 bytes of memory per byte of body) stays within tens of MB, and orjson reads it in milliseconds.
+DECODE_FIRST_BYTES = 1024 * 1024
 
 _JSON_TYPES = frozenset({"", "application/json", "text/json", "text/plain"})
 _NDJSON_MARKS = ("ndjson", "jsonl", "json-seq", "jsonlines")
@@ -45,21 +50,6 @@ def body_format(request: Request) -> bool:
         return True
     accepted = _ACCEPTED + (", or OTLP protobuf (application/x-protobuf)" if "/otlp/" in request.url.path else "")
     raise HTTPException(status_code=415, detail=f"unsupported content type {content_type.strip()!r}: send {accepted}")
-
-
-def is_protobuf(request: Request, format: Format) -> bool:
-    """An OTLP/HTTP protobuf body (`application/x-protobuf`, what OTLP exporters send by default)."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return format.otlp_signal is not None and media_type in {otlp_proto.MEDIA_TYPE, "application/protobuf"}
-
-
-def wants_protobuf(request: Request, *, protobuf_body: bool) -> bool:
-    """Answer with an `Export*ServiceResponse`: when asked for by Accept, or for a protobuf request that did not
-    ask for JSON (OTLP/HTTP: the response uses the request's encoding)."""
-    accept = request.headers.get("accept", "").lower()
-    if otlp_proto.MEDIA_TYPE in accept:
-        return True
-    return protobuf_body and "json" not in accept
 
 
 @dataclass(slots=True)
@@ -80,10 +70,10 @@ class IngestResult:
 
 @dataclass(slots=True)
 class Admitted:
-    """The records of a batch that may be stored, with their prices, and the ones refused by index."""
+    """The records of a batch that may be stored, with their prices (nano-dollars), and the ones refused by index."""
 
     records: list[UsageRecord] = field(default_factory=list)
-    prices: list[tuple[Decimal | None, bool]] = field(default_factory=list)
+    prices: list[tuple[int | None, bool]] = field(default_factory=list)
     refused: list[Rejection] = field(default_factory=list)
 
 
@@ -97,29 +87,32 @@ def admit(batch: ParsedBatch, *, owner: str, fallback: Attribution, now: datetim
     - With `check_text`, a record whose text the database cannot store (NUL, lone surrogates) is refused too.
     """
     admitted = Admitted()
+    records, prices, refused = admitted.records, admitted.prices, admitted.refused
     positions = _record_positions(batch)
+    fill = not fallback.is_empty()
+    own_prefix = owner + "/"  # repositories are stored lower-case as "owner/name"
     for position, record in zip(positions, batch.records, strict=True):
-        record = record.with_attribution(fallback)
-        repo_owner = record.attribution.owner
-        if repo_owner is None and not waits_for_session(record):  # Codex telemetry waits for its rollout
-            admitted.refused.append(
-                Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header")
-            )
-            continue
-        if repo_owner is not None and repo_owner != owner:
-            admitted.refused.append(
-                Rejection(position, f"repository {record.attribution.repo} does not belong to {owner}")
-            )
+        if fill:
+            record = record.with_attribution(fallback)
+        repo = record.attribution.repo
+        if repo is None:
+            if not waits_for_session(record):  # Codex telemetry waits for its rollout
+                refused.append(
+                    Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header")
+                )
+                continue
+        elif not repo.startswith(own_prefix):
+            refused.append(Rejection(position, f"repository {repo} does not belong to {owner}"))
             continue
         if check_text and (problem := _unstorable_text(record)):
-            admitted.refused.append(Rejection(position, problem))
+            refused.append(Rejection(position, problem))
             continue
-        cost, reported = price_record(record)
-        if problem := limit_violation(record, now=now, cost=cost):
-            admitted.refused.append(Rejection(position, problem))
+        priced = price_nanousd(record)
+        if problem := limit_violation(record, now=now, cost_nanousd=priced[0]):
+            refused.append(Rejection(position, problem))
             continue
-        admitted.records.append(record)
-        admitted.prices.append((cost, reported))
+        records.append(record)
+        prices.append(priced)
     return admitted
 
 
@@ -163,6 +156,36 @@ def _record_positions(batch: ParsedBatch) -> list[int]:
     return positions
 
 
+def _too_many(max_records: int) -> HTTPException:
+    detail = f"batch has more than {max_records} records; the limit is {max_records}"
+    return HTTPException(status_code=413, detail=detail)
+
+
+def _parse(body: bytes, *, format: Format, ndjson: bool, max_records: int) -> ParsedBatch:
+    """The batch, refused with a 413 before any record is examined when it holds more than `max_records` items.
+
+    A body small enough to decode whole at no risk (DECODE_FIRST_BYTES) of a format with an items parser is
+    decoded once with orjson and its items counted; any other is counted on its raw text first (app.batch_size),
+    so that a hostile 10 MB body costs at most `max_records + 1` small decodes.
+    """
+    if format.parse_items is not None and len(body) <= DECODE_FIRST_BYTES:
+        try:
+            items = load_items(body, ndjson=ndjson, fast=True)
+            if len(items) > max_records:
+                raise _too_many(max_records)
+            return format.parse_items(items)
+        except InexactNumber:
+            pass  # an integer beyond 64 bits: decoded again exactly below
+    counted = (
+        0
+        if format.shape is None
+        else batch_size.count_items(body, shape=format.shape, ndjson=ndjson, limit=max_records)
+    )
+    if counted > max_records:
+        raise _too_many(max_records)
+    return format.parse(body, ndjson=ndjson)
+
+
 def ingest(
     body: bytes,
     *,
@@ -183,18 +206,10 @@ def ingest(
         except PayloadError as error:
             raise HTTPException(status_code=400, detail=str(error)) from None
         if otlp_proto.count_items(message, format.otlp_signal) > max_records:
-            raise HTTPException(
-                status_code=413, detail=f"batch has more than {max_records} records; the limit is {max_records}"
-            )
+            raise _too_many(max_records)
         body, ndjson = otlp_proto.to_json(message), False
-    elif format.shape is not None:
-        counted = batch_size.count_items(body, shape=format.shape, ndjson=ndjson, limit=max_records)
-        if counted > max_records:
-            raise HTTPException(
-                status_code=413, detail=f"batch has more than {max_records} records; the limit is {max_records}"
-            )
     try:
-        batch = format.parse(body, ndjson=ndjson)
+        batch = _parse(body, format=format, ndjson=ndjson, max_records=max_records)
     except PayloadError as error:
         raise HTTPException(status_code=400, detail=str(error)) from None
     except RecursionError:
@@ -239,7 +254,7 @@ def header_actor(headers: Mapping[str, str]) -> str | None:
 async def _handle(
     request: Request, format: Format, *, identity: TokenIdentity, factory: Any, settings: Any
 ) -> Response:
-    protobuf = is_protobuf(request, format)
+    protobuf = format.otlp_signal is not None and otlp_proto.is_protobuf(request.headers.get("content-type", ""))
     ndjson = False if protobuf else body_format(request)
     body = await read_body(request, limit=settings.max_body_bytes)
     result = await run_in_threadpool(
@@ -265,7 +280,7 @@ async def _handle(
     if result.rejected and result.accepted == 0 and result.duplicates == 0 and result.skipped == 0:
         payload["detail"] = "no record of the batch could be accepted"
         status = 422
-    if format.otlp_signal is not None and wants_protobuf(request, protobuf_body=protobuf):
+    if format.otlp_signal is not None and otlp_proto.wants_protobuf(request.headers.get("accept", ""), protobuf):
         first = "; ".join(f"{r['index']}: {r['error']}" for r in payload["rejected"][:3])
         answer = otlp_proto.export_response(format.otlp_signal, rejected=len(result.rejected), error_message=first)
         return Response(answer, status_code=status, media_type=otlp_proto.MEDIA_TYPE)

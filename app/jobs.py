@@ -13,11 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import utcnow, write_lock
+from app.db import utcnow
+from app.group_commit import group_for
 from app.tables import DELIVERIES, JOBS
 
 LEASE = timedelta(minutes=5)
@@ -180,31 +182,63 @@ def counts_by_state(session: Session) -> dict[str, int]:
 def record_delivery(
     factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
 ) -> bool:
-    """Store the delivery and its job in one transaction; False when it was already stored (a redelivery)."""
+    """Store the delivery and its job in one transaction; False when it was already stored (a redelivery).
+
+    This is all the acknowledgement does, so it is one statement on PostgreSQL (the delivery, and its job only
+    when the delivery is new) and two on SQLite, with no read first: the unique delivery id decides. On SQLite,
+    deliveries arriving together share one transaction (app.group_commit).
+    """
+    pending = _Delivery(delivery_id=delivery_id, event=event, action=action, body=body)
     try:
-        with write_lock(factory):
-            return _insert_delivery(factory, delivery_id=delivery_id, event=event, action=action, body=body)
+        if factory.kw["bind"].dialect.name == "sqlite":  # deliveries arriving together share one transaction
+            return group_for(factory, _insert_delivery).submit(factory, pending)
+        with factory() as session, session.begin():
+            return _insert_delivery(session, pending)
     except IntegrityError:  # the same delivery arriving twice at once: the other request stored it
         return False
 
 
-def _insert_delivery(
-    factory: sessionmaker[Session], *, delivery_id: str, event: str, action: str | None, body: bytes
-) -> bool:
-    with factory() as session, session.begin():
-        exists = session.execute(sa.select(DELIVERIES.c.id).where(DELIVERIES.c.delivery_id == delivery_id)).first()
-        if exists is not None:
-            return False
-        session.execute(
-            sa.insert(DELIVERIES).values(
-                delivery_id=delivery_id,
-                event=event,
-                action=action,
-                payload=body.decode("utf-8", errors="replace"),
-                received_at=utcnow(),
-            )
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    delivery_id: str
+    event: str
+    action: str | None
+    body: bytes
+
+
+def _insert_delivery(session: Session, pending: _Delivery) -> bool:
+    now = utcnow()
+    delivery_id = pending.delivery_id
+    delivery = {
+        "delivery_id": delivery_id,
+        "event": pending.event,
+        "action": pending.action,
+        "payload": pending.body.decode("utf-8", errors="replace"),
+        "received_at": now,
+    }
+    job_columns = ("kind", "key", "state", "attempts", "run_after", "created_at", "updated_at")
+    if session.get_bind().dialect.name == "postgresql":
+        stored = (
+            postgresql.insert(DELIVERIES)
+            .values(**delivery)
+            .on_conflict_do_nothing(index_elements=["delivery_id"])
+            .returning(DELIVERIES.c.delivery_id)
+            .cte("stored")
         )
-        enqueue(session, kind="webhook", key=delivery_id)
+        job = sa.select(
+            sa.literal("webhook"), stored.c.delivery_id, sa.literal("queued"), sa.literal(0),
+            sa.literal(now), sa.literal(now), sa.literal(now),
+        )  # fmt: skip
+        queued = session.execute(sa.insert(JOBS).from_select(job_columns, job).returning(JOBS.c.id)).first()
+        return queued is not None
+    inserted = cast(
+        CursorResult[Any],
+        session.execute(sqlite.insert(DELIVERIES).values(**delivery).on_conflict_do_nothing()),
+    )
+    if inserted.rowcount != 1:
+        return False
+    values = ("webhook", delivery_id, "queued", 0, now, now, now)
+    session.execute(sa.insert(JOBS).values(dict(zip(job_columns, values, strict=True))))
     return True
 
 

@@ -13,10 +13,24 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app import api, ci_api, dashboard, github_setup, ingest, jobs, metrics, outage, pulls_api, report_api, webhooks
+from app import (
+    api,
+    ci_api,
+    csv_api,
+    dashboard,
+    github_setup,
+    ingest,
+    jobs,
+    metrics,
+    outage,
+    pulls_api,
+    report_api,
+    webhooks,
+)
 from app.app_mode import AppMode, publisher_for
 from app.body_guard import BodyGuard
 from app.db import create_db_engine, make_sessionmaker
+from app.election import RETRY_SECONDS, WorkerElection
 from app.heartbeat import Heartbeat
 from app.oidc import JwksCache
 from app.page_headers import SecurityHeaders
@@ -36,6 +50,20 @@ def build_worker(settings: Settings, factory: Any) -> Worker:
     return Worker(factory=factory, settings=settings, publisher=publisher_for(settings), heartbeat=heartbeat)
 
 
+def run_elected(worker: Worker, election: WorkerElection, stop: threading.Event, wake: threading.Event) -> None:
+    """Run the worker once this process wins the election (app.election); until then, stand again every few
+    seconds, so that another API process's worker that stops is replaced."""
+    while not stop.is_set():
+        try:
+            if election.try_lead():
+                log.info("this process runs the worker")
+                worker.run_forever(stop, wake)
+                return
+        except Exception:  # the database is away: stand again later
+            log.exception("worker election failed")
+        stop.wait(RETRY_SECONDS)
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_db_engine(settings.database_url)
@@ -44,6 +72,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     stop, wake = threading.Event(), threading.Event()
     mode = AppMode(worker=worker, factory=factory)
     in_process = settings.run_worker if run_worker is None else run_worker
+    election = WorkerElection(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,7 +80,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         thread = None
         if in_process:
             thread = threading.Thread(
-                target=worker.run_forever, args=(stop, wake), name="tokentrail-worker", daemon=True
+                target=run_elected, args=(worker, election, stop, wake), name="tokentrail-worker", daemon=True
             )
             thread.start()
         yield
@@ -59,6 +88,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         wake.set()
         if thread is not None:
             thread.join(timeout=30)
+        election.resign()
         engine.dispose()
 
     app = FastAPI(
@@ -136,6 +166,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(api.router)
     app.include_router(pulls_api.router)
     app.include_router(report_api.router)
+    app.include_router(csv_api.router)
     app.include_router(dashboard.router)
     app.include_router(github_setup.router)
     return app

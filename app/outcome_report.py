@@ -13,8 +13,9 @@ from typing import Any, Literal, TypeAlias
 
 from app.formatting import per_line_json, usd_json
 
-Outcome: TypeAlias = Literal["merged", "closed", "open", "unmatched"]
-OUTCOMES: tuple[Outcome, ...] = ("merged", "closed", "open", "unmatched")
+Outcome: TypeAlias = Literal["merged", "reverted", "closed", "open", "unmatched"]
+# "reverted": merged, then reverted (app.outcomes); "merged" is merged work that stands.
+OUTCOMES: tuple[Outcome, ...] = ("merged", "reverted", "closed", "open", "unmatched")
 
 
 @dataclass(frozen=True, slots=True)

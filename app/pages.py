@@ -35,11 +35,20 @@ MAX_SERIES = 6  # models drawn separately; the rest are one "other models" serie
 MAX_BARS = 10
 OUTCOME_LABELS: dict[Outcome, str] = {
     "merged": "merged",
+    "reverted": "merged then reverted",
     "closed": "closed without merge",
     "open": "still open",
     "unmatched": "not linked to a PR",
 }
-OUTCOME_COLORS: dict[Outcome, str] = dict(zip(("merged", "closed", "open", "unmatched"), OUTCOME_PALETTE, strict=True))
+_COLORS = dict(zip(("merged", "closed", "open", "unmatched"), OUTCOME_PALETTE, strict=True))
+# "merged then reverted" sits between merged and closed, in the muted scheme's rose.
+OUTCOME_COLORS: dict[Outcome, str] = {
+    "merged": _COLORS["merged"],
+    "reverted": "#CC6677",
+    "closed": _COLORS["closed"],
+    "open": _COLORS["open"],
+    "unmatched": _COLORS["unmatched"],
+}
 
 
 @cache

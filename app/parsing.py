@@ -4,12 +4,25 @@ sources really send, JSON-or-NDJSON bodies. Pure."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from app.records import PayloadError
+
+
+def fast_loads(data: bytes) -> Any:
+    """orjson's decode (several times faster than json's), with json's answer, and its exact error, wherever orjson
+    refuses what json reads (NaN, lone surrogates, a byte-order mark, UTF-16) or fails. One difference stays: an
+    integer beyond 64 bits comes back as a float, which a caller reading numbers must check (`canonical`)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
 
 # DESIGN §2 "Limits": token counts below 10^15, costs below 10^9 USD. One model call never comes near them: a
 # larger value is a unit mistake or garbage, and would not fit the database's 64-bit columns (nano-dollars).
@@ -112,7 +125,9 @@ def load_json(body: bytes) -> Any:
         raise PayloadError(f"body is not valid JSON: {error}") from None
 
 
-def iter_json_lines(body: bytes) -> Iterator[tuple[int, Any | ValueError]]:
+def iter_json_lines(
+    body: bytes, *, loads: Callable[[bytes], Any] = json.loads
+) -> Iterator[tuple[int, Any | ValueError]]:
     """(index, value) for each non-blank line; a line that is not JSON yields a ValueError as its value,
     so the caller can reject that line by index and keep the rest."""
     index = 0
@@ -120,7 +135,7 @@ def iter_json_lines(body: bytes) -> Iterator[tuple[int, Any | ValueError]]:
         if not raw.strip():
             continue
         try:
-            yield index, json.loads(raw)
+            yield index, loads(raw)
         except json.JSONDecodeError as error:
             yield index, ValueError(f"line is not valid JSON: {error.msg}")
         except UnicodeDecodeError:
@@ -147,19 +162,21 @@ def transcript_lines(body: bytes) -> Iterator[tuple[int, Any]]:
     yield from lines
 
 
-def load_items(body: bytes, *, ndjson: bool) -> list[Any]:
+def load_items(body: bytes, *, ndjson: bool, fast: bool = False) -> list[Any]:
     """A batch body as a list of items: a JSON array, {"records": [...]}/{"batch": [...]}/{"data": [...]}, one
-    object, or NDJSON. A bad NDJSON line becomes a ValueError item so it can be rejected by index."""
+    object, or NDJSON. A bad NDJSON line becomes a ValueError item so it can be rejected by index. `fast` decodes
+    with `fast_loads` (see there for the one difference)."""
     if not body.strip():
         raise PayloadError("body is empty")
+    loads: Callable[[bytes], Any] = fast_loads if fast else json.loads
     if ndjson:
-        return [value for _, value in iter_json_lines(body)]
+        return [value for _, value in iter_json_lines(body, loads=loads)]
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         # Several objects one per line without the NDJSON content type: read it as NDJSON anyway.
         if body.lstrip()[:1] == b"{" and isinstance(error, json.JSONDecodeError) and error.msg == "Extra data":
-            return [value for _, value in iter_json_lines(body)]
+            return [value for _, value in iter_json_lines(body, loads=loads)]
         raise PayloadError(f"body is not valid JSON: {error}") from None
     if isinstance(data, list):
         return data

@@ -16,6 +16,7 @@ from typing import Any
 
 from genai_prices import Usage, data_snapshot
 
+from app.money import to_nanousd
 from app.records import UsageRecord
 
 # Providers as sources name them -> genai-prices provider ids, where the two differ.
@@ -183,8 +184,104 @@ def library_cost(record: UsageRecord, price: Any) -> Decimal | None:
     return total
 
 
+_NANO_PER_USD = 10**9
+_SCALE = 10**6  # the integer sum below is in nano-dollars times a million (prices are per million tokens)
+
+
+def _nano(price: Any) -> Any:
+    """A per-unit price in integer nano-dollars, a tiered price as (base, ((start, price), …)) of them, None for
+    none; ValueError when a price has more than nine decimals (the Decimal path then keeps it exact)."""
+    if price is None:
+        return None
+    if isinstance(price, Decimal):
+        scaled = price * _NANO_PER_USD
+        if scaled != scaled.to_integral_value():
+            raise ValueError(price)
+        return int(scaled)
+    return (_nano(price.base), tuple((tier.start, _nano(tier.price)) for tier in reversed(price.tiers)))
+
+
+@lru_cache(maxsize=4096)
+def _nano_prices(provider: str | None, model: str, day: date) -> tuple[Any, ...] | None:
+    """`_price_fields` in integer nano-dollars (per million tokens, per thousand requests), looked up once per
+    (provider, model, day); None when the model is unknown or the Decimal path must do the arithmetic."""
+    fields = _price_fields(provider, model, day) if _model_price(provider, model, day) is not None else None
+    if fields is None:
+        return None
+    try:
+        return tuple(_nano(field) for field in fields)
+    except ValueError:
+        return None
+
+
+def _tier(price: Any, total_input_tokens: int) -> int | None:
+    """`_unit_price` for a price from `_nano_prices`."""
+    if price is None or type(price) is int:
+        return price
+    base, tiers = price
+    for start, tier_price in tiers:
+        if total_input_tokens > start:
+            return int(tier_price)
+    return int(base)
+
+
+def cost_nanousd(record: UsageRecord) -> int | None:
+    """The computed cost in integer nano-dollars (None when the model is unknown): exactly
+    `to_nanousd(compute_cost(record))`, in integers. This is the ingest path's: no Decimal per record."""
+    table = _nano_prices(record.provider, record.model, record.timestamp.date())
+    if table is None:
+        return to_nanousd(compute_cost(record))
+    input_tokens, read_tokens = record.input_tokens, record.cache_read_tokens
+    write_tokens, output_tokens = record.cache_write_tokens, record.output_tokens
+    input_price, read_price, write_price, output_price, requests_price = table
+    if type(input_price) is not int or type(read_price) is not int or type(write_price) is not int:
+        total_input = input_tokens + read_tokens + write_tokens
+        input_price, read_price, write_price = (_tier(p, total_input) for p in table[:3])
+    if type(output_price) is not int and output_price is not None:
+        output_price = _tier(output_price, input_tokens + read_tokens + write_tokens)
+    read_price = input_price if read_price is None else read_price
+    write_price = input_price if write_price is None else write_price
+    total = 0
+    for price, count in (
+        (input_price, input_tokens), (read_price, read_tokens), (write_price, write_tokens),
+        (output_price, output_tokens),
+    ):  # fmt: skip
+        if count:
+            if price is None:
+                return to_nanousd(compute_cost(record))  # a count the table has no price for: the library decides
+            total += price * count
+    if requests_price is not None:
+        total += _tier(requests_price, input_tokens + read_tokens + write_tokens) * 1000  # type: ignore[operator]
+    units, remainder = divmod(total, _SCALE)
+    # Round half to even, as to_nanousd does.
+    if remainder * 2 > _SCALE or (remainder * 2 == _SCALE and units % 2):
+        units += 1
+    return units
+
+
+def price_nanousd(record: UsageRecord) -> tuple[int | None, bool]:
+    """`price_record` in integer nano-dollars, as stored: (cost, reported by the source)."""
+    if record.cost_usd is not None:
+        return to_nanousd(record.cost_usd), True
+    return cost_nanousd(record), False
+
+
 def price_record(record: UsageRecord) -> tuple[Decimal | None, bool]:
     """(cost, reported): the source's figure when it has one, else the computed cost (None when unknown)."""
     if record.cost_usd is not None:
         return record.cost_usd, True
     return compute_cost(record), False
+
+
+def cache_prices(provider: str | None, model: str, day: date) -> tuple[Decimal, Decimal, Decimal] | None:
+    """(uncached input, cache read, cache write) USD per token of a model on a day, at its base tier; None when
+    genai-prices does not know the model's input price. A model without cache prices bills them as input."""
+    fields = _price_fields(provider, model, day)
+    if fields is None:
+        return None
+    input_mtok, read_mtok, write_mtok = (_unit_price(field, 0) for field in fields[:3])
+    if input_mtok is None:
+        return None
+    read_mtok = input_mtok if read_mtok is None else read_mtok
+    write_mtok = input_mtok if write_mtok is None else write_mtok
+    return input_mtok / _MTOK, read_mtok / _MTOK, write_mtok / _MTOK

@@ -57,6 +57,8 @@ def rendered_values(report: PullRequestReport, rendered: Rendered) -> dict[str, 
         # is kept at the largest value it holds rather than failing its refresh; its figures come from exact sums.
         "spend_nanousd": min(to_nanousd(report.totals.cost_usd) or 0, MAX_BIGINT),
         "spend_records": report.totals.records,
+        "review_rounds": report.phases.round_count,
+        "review_round_nanousd": to_nanousd(report.phases.in_rounds) or 0,
         "comment_body": rendered.body,
         "comment_digest": rendered.digest,
         "comment_generated_at": report.generated_at,

@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 from app.budget import limits_with_overrides
 from app.deps import ERROR_RESPONSES, INVALID_INPUT_RESPONSE, PullNumber, RepoReaderDep, SessionDep, SettingsDep
 from app.facts import PullNotFound, gather_facts, pending_usage, published
+from app.people_view import visible_report
 from app.render import render_comment
 from app.report import PullRequestReport, build_report
 from app.settings import Settings
@@ -38,7 +39,7 @@ def pull_report(
         except ValueError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         facts = replace(facts, limits=limits)
-    return build_report(facts)
+    return visible_report(build_report(facts), settings.dashboard_people)
 
 
 @router.get(PATH, summary="Spend summary of a pull request", responses=ERROR_RESPONSES)

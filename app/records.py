@@ -58,9 +58,35 @@ class UsageRecord:
         return self if merged == self.attribution else replace(self, attribution=merged)
 
 
-def limit_violation(record: UsageRecord, *, now: datetime, cost: Decimal | None = None) -> str | None:
-    """Why `record` is outside DESIGN §2's limits (the reason a client sees), or None. `cost` is the computed
-    cost when the source reported none: it must fit too."""
+MAX_COST_NANOUSD = int(MAX_COST_USD) * 10**9  # exclusive, as stored
+
+
+def limit_violation(record: UsageRecord, *, now: datetime, cost_nanousd: int | None = None) -> str | None:
+    """Why `record` is outside DESIGN §2's limits (the reason a client sees), or None. `cost_nanousd` is the cost
+    as it will be stored (reported, or computed when the source reported none): it must fit too.
+
+    This runs for every record of every batch: the common case (everything within its limits) is one expression;
+    only a record that fails it is looked at field by field for the reason."""
+    attribution = record.attribution
+    if (
+        EARLIEST <= record.timestamp <= now + LATEST_AHEAD
+        and len(record.id) <= 255
+        and len(record.model) <= 255
+        and (record.provider is None or len(record.provider) <= 64)
+        and (record.actor is None or len(record.actor) <= 255)
+        and (record.agent is None or len(record.agent) <= 100)
+        and (record.session_id is None or len(record.session_id) <= 255)
+        and (attribution.branch is None or len(attribution.branch) <= 255)
+        and (not record.call_ids or max(map(len, record.call_ids)) <= 255)
+        and max(record.input_tokens, record.cache_read_tokens, record.cache_write_tokens, record.output_tokens,
+                record.reasoning_tokens) < MAX_TOKENS
+        and (cost_nanousd is None or cost_nanousd < MAX_COST_NANOUSD)
+    ):  # fmt: skip
+        return None
+    return _violation(record, now=now, cost_nanousd=cost_nanousd)
+
+
+def _violation(record: UsageRecord, *, now: datetime, cost_nanousd: int | None) -> str | None:
     if record.timestamp < EARLIEST:
         return f"timestamp {record.timestamp.isoformat()} is before {EARLIEST.date().isoformat()}"
     if record.timestamp > now + LATEST_AHEAD:
@@ -82,7 +108,7 @@ def limit_violation(record: UsageRecord, *, now: datetime, cost: Decimal | None 
     counts = (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens, record.output_tokens)
     if any(count >= MAX_TOKENS for count in (*counts, record.reasoning_tokens)):
         return "a token count must be below 10^15"
-    if cost is not None and cost >= MAX_COST_USD:
+    if cost_nanousd is not None and cost_nanousd >= MAX_COST_NANOUSD:
         return "cost_usd must be below 10^9 USD"
     return None
 

@@ -63,6 +63,12 @@ class CommentConfig(_Section):
         return "off" if value is False else value  # YAML 1.1 reads an unquoted `off` as false
 
 
+class DashboardConfig(_Section):
+    # show: per-person rows (sorted by name, outcomes beside spend); aggregate: team medians only, no person named
+    # on the dashboard, in the comment, the API or the CSV. None: the server's TOKENTRAIL_DASHBOARD_PEOPLE.
+    people: Literal["show", "aggregate"] | None = None
+
+
 _GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
 MAX_IDENTITY_CHARS = 255  # an actor is at most this long (DESIGN §2 limits)
 
@@ -92,12 +98,13 @@ class RepoConfig(BaseModel):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     comment: CommentConfig = Field(default_factory=CommentConfig)
     check_run: bool = True
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     # E-mail or local user name (as usage records name their actor) → GitHub login; keys are `person_key`s.
     people: dict[Annotated[str, AfterValidator(_identity)], Annotated[str, AfterValidator(_github_login)]] = Field(
         default_factory=dict
     )
 
-    @field_validator("budget", "comment", "people", mode="before")
+    @field_validator("budget", "comment", "people", "dashboard", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # `budget:` with nothing under it is an empty section

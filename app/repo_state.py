@@ -195,6 +195,9 @@ def upsert_pull(session: Session, pull: PullRequestSnapshot) -> bool:
     }
     if pull.head_repo is not None:
         values["head_repo"] = pull.head_repo
+    if pull.merge_commit_sha is not None:
+        values["merge_commit_sha"] = pull.merge_commit_sha
+    values["reverts_number"] = pull.reverts_number  # the body as it is now: an edited-away link no longer counts
     for name in ("additions", "deletions", "changed_files"):
         if getattr(pull, name) is not None:
             values[name] = getattr(pull, name)

@@ -9,19 +9,39 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeAlias
 
 from app.budget import BudgetVerdict, Limits, evaluate_budget
+from app.cache_savings import CacheEfficiency, cache_efficiency
 from app.formatting import decimal_str, per_line_json, usd_json
-from app.pricing import canonical_model
+from app.outcomes import RevertedBy, RevertTarget, revert_json
 from app.repo_config import ConfigResult
+from app.review_phases import NO_PHASES, ReviewPhases
+from app.spend_rows import (  # the report's row types and merges, named from here too
+    ActorSpend as ActorSpend,
+)
+from app.spend_rows import (
+    ModelSpend as ModelSpend,
+)
+from app.spend_rows import (
+    SourceSpend as SourceSpend,
+)
+from app.spend_rows import (
+    costliest,
+)
+from app.spend_rows import (
+    merge_actors as merge_actors,
+)
+from app.spend_rows import (
+    merge_models as merge_models,
+)
 
 PrState: TypeAlias = Literal["open", "closed", "merged"]  # "closed" means closed without merge
 ReviewState: TypeAlias = Literal["approved", "changes_requested", "commented", "dismissed"]
-ReviewOutcome: TypeAlias = Literal["merged", "closed", "approved", "changes_requested", "pending"]
+ReviewOutcome: TypeAlias = Literal["merged", "reverted", "closed", "approved", "changes_requested", "pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,43 +85,6 @@ class SpendTotals:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSpend:
-    model: str  # as the records carry it; after `merge_models`, the canonical name (pricing.canonical_model)
-    provider: str | None  # after `merge_models`, every provider of the merged rows, comma-separated
-    records: int
-    unpriced_records: int
-    cost_usd: Decimal
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    raw_models: tuple[str, ...] = ()  # after `merge_models`: the ids the records carry, sorted
-
-    @property
-    def is_renamed(self) -> bool:
-        """Whether the row stands for ids other than its name (a dated or routed spelling)."""
-        return bool(self.raw_models) and self.raw_models != (self.model,)
-
-
-@dataclass(frozen=True, slots=True)
-class ActorSpend:
-    actor: str | None  # as the usage records carry it (login, email, local name); after `merge_actors`, the login
-    agent: str | None
-    records: int
-    cost_usd: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpend:
-    """The calls a source reported first (and so counted), and how many of them other sources reported too."""
-
-    source: str
-    records: int
-    cost_usd: Decimal
-    also_seen_by: tuple[tuple[str, int], ...] = ()  # (other source, calls it also reported), by source
-
-
-@dataclass(frozen=True, slots=True)
 class Push:
     sha: str
     pushed_at: datetime
@@ -138,6 +121,9 @@ class ReportFacts:
     by_source: tuple[SourceSpend, ...] = ()
     # The GitHub login of each actor that has one (the repository's `people:`, then what GitHub told us).
     logins: Mapping[str, str] = field(default_factory=dict)
+    reverted_by: RevertedBy | None = None  # a merged PR reverted since (app.outcomes)
+    reverts: RevertTarget | None = None  # the PR this one's body reverts
+    phases: ReviewPhases = NO_PHASES  # the spend split at review verdicts (app.review_phases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +177,12 @@ class PullRequestReport:
     generated_at: datetime
     details_url: str
     by_source: tuple[SourceSpend, ...] = ()  # most calls first
+    reverted_by: RevertedBy | None = None
+    reverts: RevertTarget | None = None
+    phases: ReviewPhases = NO_PHASES
+    reverted_spend: Decimal | None = None  # the spend of a merged PR reverted since
+    cache: CacheEfficiency | None = None  # app.cache_savings; None when no call read or wrote a cache
+    people_hidden: bool = False  # dashboard.people: aggregate (app.people_view): reviewers counted, not named
 
     @property
     def has_usage(self) -> bool:
@@ -239,6 +231,9 @@ class PullRequestReport:
                 "approvals": len(self.review.approvals),
                 "changes_requested": self.review.changes_requested,
                 "outcome": self.review.outcome,
+                **revert_json(self.reverted_by, self.reverts),
+                "rounds": self.phases.round_count,
+                "spend_in_rounds_usd": usd_json(self.phases.in_rounds),
             },
             "budget": {"status": self.budget.status, "reasons": list(self.budget.reasons)},
         }
@@ -311,50 +306,6 @@ def bucket_by_push(points: Iterable[SpendPoint], pushes: Iterable[Push]) -> tupl
     return tuple(intervals)
 
 
-def _costliest(item: ModelSpend | ActorSpend) -> tuple[Decimal, int]:
-    return (-item.cost_usd, -item.records)
-
-
-def merge_models(rows: Iterable[ModelSpend]) -> tuple[ModelSpend, ...]:
-    """One row per model: rows whose ids are spellings of one model (dated, routed through a gateway or a cloud)
-    summed under its canonical name, with the ids they carried in `raw_models`."""
-    groups: dict[str, list[ModelSpend]] = {}
-    for row in rows:
-        groups.setdefault(canonical_model(row.provider, row.model), []).append(row)
-    return tuple(_merged_model(name, members) for name, members in groups.items())
-
-
-def _merged_model(name: str, members: list[ModelSpend]) -> ModelSpend:
-    members = sorted(members, key=lambda m: (*_costliest(m), m.model, m.provider or ""))
-    providers = dict.fromkeys(m.provider for m in members if m.provider)  # costliest first, each once
-    return ModelSpend(
-        model=name,
-        provider=", ".join(providers) or None,
-        records=sum(m.records for m in members),
-        unpriced_records=sum(m.unpriced_records for m in members),
-        cost_usd=sum((m.cost_usd for m in members), Decimal(0)),
-        input_tokens=sum(m.input_tokens for m in members),
-        cache_read_tokens=sum(m.cache_read_tokens for m in members),
-        cache_write_tokens=sum(m.cache_write_tokens for m in members),
-        output_tokens=sum(m.output_tokens for m in members),
-        raw_models=tuple(sorted({raw for m in members for raw in (m.raw_models or (m.model,))})),
-    )
-
-
-def merge_actors(rows: Iterable[ActorSpend], logins: Mapping[str, str]) -> tuple[ActorSpend, ...]:
-    """One row per person and agent: an actor with a known login (an email, a local user name) is shown as that
-    login, and rows that become the same (login, agent) are summed."""
-    sums: dict[tuple[str | None, str | None], tuple[int, Decimal]] = {}
-    for row in rows:
-        key = (logins.get(row.actor, row.actor) if row.actor is not None else None, row.agent)
-        records, cost = sums.get(key, (0, Decimal(0)))
-        sums[key] = (records + row.records, cost + row.cost_usd)
-    return tuple(
-        ActorSpend(actor=actor, agent=agent, records=records, cost_usd=cost)
-        for (actor, agent), (records, cost) in sums.items()
-    )
-
-
 def build_report(facts: ReportFacts) -> PullRequestReport:
     pr, totals = facts.pr, facts.totals
     diff = Diff(pr.additions, pr.deletions, pr.changed_files)
@@ -364,6 +315,12 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
     if per_line is not None and median:
         ratio = (per_line / median).quantize(Decimal("0.1"), ROUND_HALF_UP)
     all_input = totals.input_tokens + totals.cache_read_tokens + totals.cache_write_tokens
+    reverted_by = facts.reverted_by if pr.state == "merged" else None
+    models = tuple(sorted(merge_models(facts.by_model), key=lambda m: (*costliest(m), m.model, m.provider or "")))
+    cache = cache_efficiency(models, day=facts.generated_at.date())
+    review = summarize_reviews(facts.reviews, state=pr.state)
+    if reverted_by is not None:
+        review = replace(review, outcome="reverted")
     verdict = evaluate_budget(
         cost=totals.cost_usd,
         tokens=totals.total_tokens,
@@ -376,17 +333,17 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         pr=pr,
         totals=totals,
         diff=diff,
-        by_model=tuple(sorted(merge_models(facts.by_model), key=lambda m: (*_costliest(m), m.model, m.provider or ""))),
+        by_model=models,
         by_actor=tuple(
             sorted(
-                merge_actors(facts.by_actor, facts.logins), key=lambda a: (*_costliest(a), a.actor or "", a.agent or "")
+                merge_actors(facts.by_actor, facts.logins), key=lambda a: (*costliest(a), a.actor or "", a.agent or "")
             )
         ),
         cost_per_changed_line=per_line,
         repo_median_cost_per_line=median,
         median_ratio=ratio,
         cache_read_share=Decimal(totals.cache_read_tokens) / all_input if all_input else None,
-        review=summarize_reviews(facts.reviews, state=pr.state),
+        review=review,
         unmerged_spend=totals.cost_usd if pr.state == "closed" and totals.records else None,
         timeline=bucket_by_push(facts.spend_points, facts.pushes),
         budget=verdict,
@@ -395,4 +352,9 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
         generated_at=facts.generated_at,
         details_url=f"{facts.public_url.rstrip('/')}/dashboard/{pr.repo}/pulls/{pr.number}",
         by_source=tuple(sorted(facts.by_source, key=lambda s: (-s.records, s.source))),
+        reverted_by=reverted_by,
+        reverts=facts.reverts,
+        phases=facts.phases,
+        reverted_spend=totals.cost_usd if reverted_by is not None and totals.records else None,
+        cache=cache if cache.has_cache else None,
     )

@@ -17,21 +17,27 @@ from app.deps import (
     OwnerDep,
     RepoReaderDep,
     SessionDep,
+    SettingsDep,
     Since,
     Until,
     own_owner,
 )
-from app.outcome_report import Scope, analytics_json
+from app.outcome_report import Scope
+from app.outcome_sections import outcome_report_json
 from app.periods import BadPeriod
+from app.settings import Settings
 
 router = APIRouter(tags=["reports"])
 
 
-def _report(session: SessionDep, *, scope: Scope, since: str | None, until: str | None) -> dict[str, Any]:
+def _report(
+    session: SessionDep, settings: Settings, *, scope: Scope, since: str | None, until: str | None
+) -> dict[str, Any]:
     try:
-        return analytics_json(build_analytics(session, scope=scope, since=since, until=until, now=utcnow()))
+        analytics = build_analytics(session, scope=scope, since=since, until=until, now=utcnow())
     except BadPeriod as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
+    return outcome_report_json(session, analytics, default=settings.dashboard_people)
 
 
 @router.get(
@@ -40,9 +46,15 @@ def _report(session: SessionDep, *, scope: Scope, since: str | None, until: str 
     responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403], **INVALID_INPUT_RESPONSE},
 )
 def get_repo_report(
-    owner: str, repo: str, full_name: RepoReaderDep, session: SessionDep, since: Since = None, until: Until = None
+    owner: str,
+    repo: str,
+    full_name: RepoReaderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    since: Since = None,
+    until: Until = None,
 ) -> dict[str, Any]:
-    return _report(session, scope=Scope(owner=owner.lower(), repo=full_name), since=since, until=until)
+    return _report(session, settings, scope=Scope(owner=owner.lower(), repo=full_name), since=since, until=until)
 
 
 @router.get(
@@ -51,6 +63,6 @@ def get_repo_report(
     responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403], **INVALID_INPUT_RESPONSE},
 )
 def get_owner_report(
-    owner: str, caller: OwnerDep, session: SessionDep, since: Since = None, until: Until = None
+    owner: str, caller: OwnerDep, session: SessionDep, settings: SettingsDep, since: Since = None, until: Until = None
 ) -> dict[str, Any]:
-    return _report(session, scope=Scope(owner=own_owner(owner, caller=caller)), since=since, until=until)
+    return _report(session, settings, scope=Scope(owner=own_owner(owner, caller=caller)), since=since, until=until)

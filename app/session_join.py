@@ -30,13 +30,13 @@ from sqlalchemy.orm import Session
 from app.attribution import Attribution
 from app.db import utcnow
 from app.parsing import to_datetime
-from app.pricing import price_record
+from app.pricing import price_nanousd
 from app.records import UsageRecord
 from app.sources.agent_events import ROLLOUT_SOURCE, waits_for_session
 from app.tables import UNATTRIBUTED, USAGE
 
 _CHUNK = 500
-Priced = tuple[Decimal | None, bool]
+Priced = tuple[int | None, bool]  # (cost in nano-dollars, reported by the source), as app.store writes it
 Items = list[tuple[UsageRecord, Priced]]
 
 
@@ -119,7 +119,7 @@ def _release(session: Session, owner: str, rollouts: dict[str, Attribution], cal
         for row in rows:
             record = _from_json(row.record).with_attribution(rollouts[row.session_id])
             if not calls.intersection(record.call_ids):
-                released.append((record, price_record(record)))
+                released.append((record, price_nanousd(record)))
         session.execute(sa.delete(UNATTRIBUTED).where(u.pk.in_([row.pk for row in rows])))
     return released
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     demo_owner: str = "acme"
     # Dashboard open without login, showing the demo organisation (set by `tokentrail demo`; never in production).
     demo_mode: bool = False
+    # Per-person rows on dashboards, comments, the API and CSV, unless a repository's `dashboard.people` says
+    # otherwise: "aggregate" shows team medians instead (the README says why: tokenmaxxing).
+    dashboard_people: Literal["show", "aggregate"] = "show"
     # The file a worker loop touches while it runs, for `tokentrail healthcheck`; None: one per database in /tmp.
     heartbeat_path: Path | None = None
 

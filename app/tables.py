@@ -11,7 +11,7 @@ from typing import cast
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from app import models, state_models
+from app import github_models, models, state_models
 
 
 def _table(model: type[SQLModel]) -> sa.Table:
@@ -25,15 +25,16 @@ AGENT_SESSIONS = _table(state_models.AgentSession)
 UNATTRIBUTED = _table(models.UnattributedUsage)
 TOKENS = _table(models.IngestToken)
 DASHBOARD_SESSIONS = _table(models.DashboardSession)
-INSTALLATIONS = _table(models.Installation)
-REPOSITORIES = _table(models.Repository)
-PULLS = _table(models.PullRequest)
-PULL_COMMITS = _table(models.PullRequestCommit)
-PUSHES = _table(models.Push)
-REVIEWS = _table(models.Review)
-PEOPLE = _table(models.Person)
+INSTALLATIONS = _table(github_models.Installation)
+REPOSITORIES = _table(github_models.Repository)
+PULLS = _table(github_models.PullRequest)
+PULL_COMMITS = _table(github_models.PullRequestCommit)
+PUSHES = _table(github_models.Push)
+REVIEWS = _table(github_models.Review)
+REVERT_COMMITS = _table(github_models.RevertCommit)
+PEOPLE = _table(github_models.Person)
 DELIVERIES = _table(models.Delivery)
 JOBS = _table(models.Job)
-APP_CREDENTIALS = _table(models.GitHubAppCredentials)
-SETUP_STATES = _table(models.GitHubSetupState)
+APP_CREDENTIALS = _table(github_models.GitHubAppCredentials)
+SETUP_STATES = _table(github_models.GitHubSetupState)
 PULL_SPEND = _table(models.PullSpendGroup)

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.parsing import dig, to_datetime
 
-# What the columns of app/models.py hold.
+# What the columns of app/github_models.py hold.
 MAX_NUMBER = 2**31 - 1  # pull request numbers and diff counts: INTEGER
 MIN_ID, MAX_ID = -(2**63), 2**63 - 1  # installation, account, repository and review ids: BIGINT
 LOGIN_CHARS = 100

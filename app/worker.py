@@ -27,6 +27,7 @@ from app.events import Ignored, parse_event
 from app.facts import gather_facts
 from app.github import GitHubError
 from app.heartbeat import Heartbeat
+from app.people_view import visible_report
 from app.plan import plan_publish
 from app.publish import Publisher, apply, posted, rendered_values
 from app.pull_rollup import refresh_if_stale
@@ -162,7 +163,7 @@ class Worker:
             )
         refresh_if_stale(session, repo=repo, number=number)  # a push moved the split between pushes
         facts = gather_facts(session, repo=repo, number=number, public_url=str(self.settings.public_url))
-        report = build_report(facts)
+        report = visible_report(build_report(facts), self.settings.dashboard_people)
         rendered = render(report)
         plan = plan_publish(report, rendered, posted(pull))
         values = {} if plan.stale else rendered_values(report, rendered)  # stale: a newer state is already out

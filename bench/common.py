@@ -32,8 +32,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str, log: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`python -m app.cli serve` on a free port; yields its base URL once /healthz answers."""
+def server(database_url: str, log: Path, *, env: dict[str, str] | None = None, processes: int = 1) -> Iterator[str]:
+    """`python -m app.cli serve [--workers N]` on a free port; yields its base URL once /healthz answers."""
     port = free_port()
     environ = {
         **os.environ,
@@ -44,7 +44,8 @@ def server(database_url: str, log: Path, *, env: dict[str, str] | None = None) -
     }
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+            + (["--workers", str(processes)] if processes > 1 else []),
             cwd=ROOT,
             env=environ,
             stdout=handle,

@@ -12,8 +12,9 @@ octokit payloads of ~28 kB, unique delivery ids, synchronize of known PRs and op
 until its 202.
 
 Ceiling, same run: GET /healthz under the same concurrency (same threads, same clients, same busy worker), i.e.
-what the HTTP stack and this client machine cost without any database write. The jobs the worker finished during
-each phase are printed, and a queue that ran dry during the measurement is reported. The last line is
+what the HTTP stack and this client machine cost without any database write; each sender alternates one delivery
+and one /healthz, so both are timed under the same load at the same moments. The jobs the worker finished during
+the measurement are printed, and a queue that ran dry during the measurement is reported. The last line is
 `webhooks: p99 <a> ms acknowledging <n> deliveries from 50 senders (busy worker); /healthz p99 <b> ms; ratio <a/b>`.
 --idle-worker runs the same with no worker and nothing queued, to tell the worker's share from the rest.
 """
@@ -171,40 +172,42 @@ def main() -> None:
                     raise RuntimeError(f"webhook answered {response.status_code}: {response.text[:300]}")
                 return elapsed
 
+            acks: list[float] = []
+            healthz: list[float] = []
+            lock = threading.Lock()
+
             def send(client: httpx.Client, sender: int) -> list[float]:
-                return [post(client, *timed[i]) for i in range(sender, total, args.senders)]
+                # Each sender alternates a delivery and a /healthz: both see the same load at the same moment
+                # (the machine's, the worker's and the other senders'), whatever the load does over the run.
+                mine, health = [], []
+                for i in range(sender, total, args.senders):
+                    mine.append(post(client, *timed[i]))
+                    started = time.perf_counter()
+                    client.get("/healthz").raise_for_status()
+                    health.append(time.perf_counter() - started)
+                with lock:
+                    acks.extend(mine)
+                    healthz.extend(health)
+                return mine
 
             def warm(client: httpx.Client, sender: int) -> list[float]:
                 return [post(client, *warmup[sender])]
-
-            def health(client: httpx.Client, _sender: int) -> list[float]:
-                samples = []
-                for _ in range(args.per_sender):
-                    started = time.perf_counter()
-                    client.get("/healthz").raise_for_status()
-                    samples.append(time.perf_counter() - started)
-                return samples
 
             time.sleep(1.0)  # let the worker get going
             concurrently(args.senders, warm, url)
             before = job_counts(engine)
             started = time.perf_counter()
-            acks = concurrently(args.senders, send, url)
+            concurrently(args.senders, send, url)
             webhook_seconds = time.perf_counter() - started
-            middle = job_counts(engine)
-            started = time.perf_counter()
-            healthz = concurrently(args.senders, health, url)
-            health_seconds = time.perf_counter() - started
             after = job_counts(engine)
         engine.dispose()
 
     database = "postgresql" if args.database_url else "sqlite"
-    done_webhooks = middle.get("done", 0) - before.get("done", 0)
-    done_health = after.get("done", 0) - middle.get("done", 0)
+    done = after.get("done", 0) - before.get("done", 0)
     print(f"database {database}; {args.senders} senders × {args.per_sender} deliveries; jobs before: {before}")
     print(
-        f"worker: {done_webhooks} jobs done during the {webhook_seconds:.1f} s of deliveries, {done_health} during "
-        f"the {health_seconds:.1f} s of /healthz; {after.get('queued', 0):,} still queued at the end"
+        f"worker: {done} jobs done during the {webhook_seconds:.1f} s of deliveries and /healthz; "
+        f"{after.get('queued', 0):,} still queued at the end"
     )
     if not after.get("queued") and not args.idle_worker:
         print("warning: the worker's queue ran dry: raise --jobs for a worker busy throughout")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import app.github_models
+import app.models  # noqa: F401
 from app.db import create_db_engine
 
 config = context.config

@@ -196,8 +196,10 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(*, database_url: str, log: Path, env: dict[str, str] | None = None) -> LiveServer:
-    """`tokentrail serve` in a subprocess on a free port, waited on until /healthz answers."""
+def start_server(
+    *, database_url: str, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> LiveServer:
+    """`tokentrail serve [args]` in a subprocess on a free port, waited on until /healthz answers."""
     port = free_port()
     environment = {
         **os.environ,
@@ -208,7 +210,7 @@ def start_server(*, database_url: str, log: Path, env: dict[str, str] | None = N
     }
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=ROOT,
             env=environment,
             stdout=handle,

@@ -75,6 +75,10 @@ def test_demo_pages_show_the_figures_of_the_api(tmp_path: Path) -> None:
             page = http.get("/dashboard/acme/widgets", params=period)
             summary = http.get("/v1/repos/acme/widgets/pulls/101", headers=auth).json()
             pull_page = http.get("/dashboard/acme/widgets/pulls/101")
+            # what came of the work (issue 15): #121 went through two rounds of changes, #122 reverts #101
+            loops = http.get("/v1/repos/acme/widgets/pulls/121", headers=auth).json()
+            revert = http.get("/v1/repos/acme/widgets/pulls/122", headers=auth).json()
+            csv_text = http.get("/v1/repos/acme/widgets/report.csv", headers=auth).text
         assert page.status_code == 200 and pull_page.status_code == 200
         assert Decimal(report["cost_usd"]) > 0
         assert format_usd(Decimal(report["cost_usd"])) in page.text
@@ -82,6 +86,13 @@ def test_demo_pages_show_the_figures_of_the_api(tmp_path: Path) -> None:
         assert wasted > 0 and format_usd(wasted) in page.text
         assert format_usd(Decimal(summary["usage"]["cost_usd"])) in pull_page.text
         assert page.text.count("<svg") >= 4
+        assert summary["review"]["outcome"] == "reverted" and summary["review"]["reverted_by"]["pull_request"] == 122
+        assert "spent on work that was reverted" in pull_page.text
+        assert revert["review"]["reverts"] == {"pull_request": 101, "cost_usd": summary["usage"]["cost_usd"]}
+        assert loops["review"]["rounds"] == 2 and Decimal(loops["review"]["spend_in_rounds_usd"]) > 0
+        assert report["outcomes"]["reverted"]["pull_requests"] == 1
+        assert report["by_agent_model"] and "What ships, per agent and model" in page.text
+        assert "\r\nacme/widgets,101," in csv_text and ",reverted," in csv_text
         # Every address printed bare opens in a browser (no token); API calls are printed as curl commands.
         bare = [
             url

@@ -7,11 +7,13 @@ import json
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.main import create_app
 from app.settings import Settings
+from app.tables import USAGE
 from tests.conftest import make_token
 
 
@@ -118,6 +120,33 @@ def test_bad_records_are_rejected_by_index_and_the_good_ones_stored(client: Test
     assert "input_tokens" in body["rejected"][1]["error"]
     assert "cost_usd" in body["rejected"][4]["error"]
     assert usage_of(client, auth)["records"] == 2
+
+
+def test_integers_beyond_64_bits_read_as_written(
+    client: TestClient, auth: dict[str, str], factory: sessionmaker[Session]
+) -> None:
+    # The fast decoder rounds such an integer to a float; the batch is decoded again exactly, so an id stays the
+    # digits sent and a refusal quotes the value as written.
+    body = (
+        "["
+        + json.dumps(make_usage(1)).replace('"call-1"', "123456789012345678901234567890")
+        + ","
+        + json.dumps(make_usage(2)).replace('"input_tokens": 1000', '"input_tokens": 99999999999999999999')
+        + ","
+        + json.dumps(make_usage(3)).replace('"output_tokens": 100', '"output_tokens": -9223372036854775809')
+        + "]"
+    )
+    response = client.post("/v1/usage", content=body, headers={**auth, "content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["accepted"] == 1
+    assert result["rejected"] == [
+        {"index": 1, "error": "input_tokens: a count must be below 10^15 (99999999999999999999)"},
+        {"index": 2, "error": "output_tokens: a count cannot be negative (-9223372036854775809)"},
+    ]
+    with factory() as session:
+        stored = session.execute(sa.select(USAGE.c.record_id)).scalars().all()
+    assert stored == ["123456789012345678901234567890"]
 
 
 def test_a_batch_with_nothing_acceptable_is_422(client: TestClient, auth: dict[str, str]) -> None:

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot
 
-from app.pricing import _model_price, compute_cost, library_cost, price_record
+from app.money import to_nanousd
+from app.pricing import _model_price, compute_cost, cost_nanousd, library_cost, price_nanousd, price_record
 from app.records import UsageRecord
 
 
@@ -63,6 +64,35 @@ def test_fast_path_equals_the_library_for_every_model_in_the_snapshot() -> None:
                 assert compute_cost(record) == library_cost(record, price), (provider.id, model.id)
                 checked += 1
     assert checked > 1000
+
+
+def test_integer_nano_dollars_equal_the_decimal_cost_for_every_model_in_the_snapshot() -> None:
+    rng = random.Random(11)
+    checked = 0
+    for provider in data_snapshot.get_snapshot().providers:
+        for model in provider.models:
+            for scale in (0, 2_000, 400_000, 10**12):  # nothing, below and above the 200k tier, huge
+                record = make_record(
+                    model=model.id,
+                    provider=provider.id,
+                    timestamp=datetime(2026, 5, 1, tzinfo=UTC),
+                    input_tokens=rng.randint(0, scale),
+                    cache_read_tokens=rng.randint(0, scale),
+                    cache_write_tokens=rng.randint(0, scale // 100),
+                    output_tokens=rng.randint(0, scale // 10),
+                )
+                assert cost_nanousd(record) == to_nanousd(compute_cost(record)), (provider.id, model.id, scale)
+                checked += 1
+    assert checked > 1000
+
+
+def test_nano_prices_round_half_to_even_like_the_stored_decimal() -> None:
+    # $0.30 per million cache reads: 5 tokens cost 1.5 nano-dollars, 15 tokens 4.5: both round to even.
+    for tokens in (1, 5, 15, 7, 3_333_333):
+        record = make_record(input_tokens=0, cache_read_tokens=tokens, output_tokens=0)
+        assert cost_nanousd(record) == to_nanousd(compute_cost(record))
+    assert price_nanousd(make_record(cost_usd=Decimal("1.25"))) == (1_250_000_000, True)
+    assert price_nanousd(make_record(model="no-such-model")) == (None, False)
 
 
 def test_unknown_model_is_unpriced_not_zero() -> None:

@@ -252,7 +252,13 @@ def test_summary_json_is_the_design_contract() -> None:
         "output_tokens": 300_000,
     }
     assert summary["by_actor"][1] == {"actor": "bob", "agent": "codex", "records": 234, "cost_usd": "2.48"}
-    assert summary["review"] == {"approvals": 1, "changes_requested": 0, "outcome": "approved"}
+    assert summary["review"] == {
+        "approvals": 1,
+        "changes_requested": 0,
+        "outcome": "approved",
+        "rounds": 0,
+        "spend_in_rounds_usd": "0",
+    }
     assert summary["budget"] == {"status": "pass", "reasons": ["$12.48 within max_cost_per_pr $25.00 (50 %)"]}
     assert (summary["repo"], summary["number"], summary["state"]) == ("acme/widgets", 482, "open")
 

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import jobs
 from app.main import create_app
 from app.settings import Settings
 from app.tables import DELIVERIES, JOBS
@@ -277,3 +279,28 @@ def test_without_a_webhook_secret_webhooks_are_refused(settings: Settings, facto
     assert response.status_code == 503
     assert "TOKENTRAIL_GITHUB_WEBHOOK_SECRET" in response.json()["detail"]
     assert_nothing_stored(factory)
+
+
+def test_concurrent_deliveries_and_their_copies_are_stored_once_each(factory: sessionmaker[Session]) -> None:
+    # Forty acknowledgements at once, each delivery twice: on SQLite they share transactions (the group commit),
+    # on PostgreSQL they race; either way each delivery is new exactly once and has exactly one job.
+    ids = [str(uuid.uuid4()) for _ in range(20)]
+    answers: list[tuple[str, bool]] = []
+    barrier = threading.Barrier(len(ids) * 2)
+
+    def acknowledge(delivery_id: str) -> None:
+        barrier.wait(timeout=30)
+        stored = jobs.record_delivery(factory, delivery_id=delivery_id, event="ping", action=None, body=b"{}")
+        answers.append((delivery_id, stored))
+
+    threads = [threading.Thread(target=acknowledge, args=(delivery_id,)) for delivery_id in ids * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(d for d, stored in answers if stored) == sorted(ids)
+    with factory() as session:
+        queued = session.execute(sa.select(JOBS.c.key).where(JOBS.c.kind == "webhook")).scalars().all()
+        stored_ids = session.execute(sa.select(DELIVERIES.c.delivery_id)).scalars().all()
+    assert sorted(queued) == sorted(ids)
+    assert sorted(stored_ids) == sorted(ids)

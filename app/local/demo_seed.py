@@ -3,7 +3,9 @@ real shapes, posted to Tokentrail's own endpoints (so the demo exercises the pro
 
 One organisation (acme), two repositories, 25 pull requests over four weeks: merged, closed without merge, still
 open, one from a fork, one branch reused after a merge; authors working through Claude Code (OpenTelemetry
-events), Codex (rollout transcripts) and an in-house agent behind LiteLLM; plus spend that matched no PR.
+events), Codex (rollout transcripts) and an in-house agent behind LiteLLM; plus spend that matched no PR. Then two
+more that show what came of the work: one through two rounds of requested changes, and the revert of the first
+merged PR ("Reverts acme/widgets#101", as GitHub's Revert button writes).
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def _repository(full_name: str) -> dict[str, Any]:
     }
 
 
-def _pull_payload(pull: DemoPull, action: str, *, head_sha: str, updated_at: datetime) -> dict[str, Any]:
+def _pull_payload(
+    pull: DemoPull, action: str, *, head_sha: str, updated_at: datetime, body: str = ""
+) -> dict[str, Any]:
     closed = pull.closed_at is not None and action == "closed"
     return {
         "action": action,
@@ -75,6 +79,7 @@ def _pull_payload(pull: DemoPull, action: str, *, head_sha: str, updated_at: dat
         "pull_request": {
             "number": pull.number,
             "title": pull.title,
+            "body": body,
             "state": "closed" if closed else "open",
             "user": {"login": pull.author},
             "draft": False,
@@ -151,7 +156,8 @@ def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
             },
         )
     ]
-    for pull in plan_pulls(now, rng):
+    pulls = plan_pulls(now, rng)
+    for pull in pulls:
         first_sha = sha(rng)
         work_start = pull.created_at - timedelta(hours=rng.randint(2, 20))  # work before the PR is opened counts
         requests.append(
@@ -242,4 +248,61 @@ def build_seed(now: datetime | None = None, *, seed: int = 7) -> list[Request]:
                 prefix=f"llm-unmatched-{index}",
             )
         )
+    return requests + outcome_requests(now, pulls, rng)
+
+
+def _review(pull: DemoPull, *, review_id: int, state: str, reviewer: str, at: datetime, head: str) -> Request:
+    payload = _pull_payload(pull, "reviewed", head_sha=head, updated_at=at)
+    review = {"id": review_id, "state": state, "submitted_at": iso(at), "user": {"login": reviewer}}
+    return _webhook(
+        "pull_request_review",
+        {
+            "action": "submitted",
+            "installation": {"id": INSTALLATION_ID},
+            "repository": payload["repository"],
+            "pull_request": payload["pull_request"],
+            "review": review,
+        },
+    )
+
+
+def outcome_requests(now: datetime, pulls: list[DemoPull], rng: random.Random) -> list[Request]:
+    """A PR through two rounds of requested changes, then the revert of the first merged PR of acme/widgets."""
+    repo = REPOS[0]
+    number = max(p.number for p in pulls if p.repo == repo)
+    opened = now - timedelta(days=6)
+    loops = DemoPull(repo, number + 1, "Warm the cache on deploy", "alice", repo, "feat/cache-warmup", opened,
+                     opened + timedelta(hours=40), True, 180, 40)  # fmt: skip
+    requests = [
+        claude_code_export(rng, pull=loops, session="cc-loops-0", start=opened - timedelta(hours=3), calls=20),
+        _webhook("pull_request", _pull_payload(loops, "opened", head_sha=sha(rng), updated_at=opened)),
+    ]
+    head = sha(rng)
+    # Each verdict is followed by work answering it: two rounds of changes, then a little after the approval.
+    for index, (hours, state) in enumerate(((4, "changes_requested"), (16, "changes_requested"), (30, "approved"))):
+        at = opened + timedelta(hours=hours)
+        requests.append(_review(loops, review_id=9_000 + index, state=state, reviewer="carol", at=at, head=head))
+        work = claude_code_export(rng, pull=loops, session=f"cc-loops-{index + 1}", start=at + timedelta(minutes=20),
+                                  calls=(18, 12, 3)[index])  # fmt: skip
+        head = sha(rng)
+        push = _pull_payload(loops, "synchronize", head_sha=head, updated_at=at + timedelta(hours=2))
+        requests += [work, _webhook("pull_request", push)]
+    assert loops.closed_at is not None
+    requests.append(_webhook("pull_request", _pull_payload(loops, "closed", head_sha=head, updated_at=loops.closed_at)))
+
+    reverted = next(p for p in pulls if p.repo == repo and p.merged)
+    merged_at = reverted.closed_at or now
+    start = max(merged_at + timedelta(days=1), now - timedelta(days=3))
+    revert = DemoPull(repo, number + 2, f'Revert "{reverted.title}"', "dave", repo, f"revert-{reverted.number}",
+                      start, start + timedelta(hours=3), True, reverted.deletions, reverted.additions)  # fmt: skip
+    body = f"Reverts {repo}#{reverted.number}\n\nThe cache served stale prices."
+    head = sha(rng)
+    requests += [
+        claude_code_export(rng, pull=revert, session="cc-revert", start=start - timedelta(hours=1), calls=4),
+        _webhook("pull_request", _pull_payload(revert, "opened", head_sha=head, updated_at=start, body=body)),
+        _webhook(
+            "pull_request",
+            _pull_payload(revert, "closed", head_sha=head, updated_at=start + timedelta(hours=3), body=body),
+        ),
+    ]
     return requests

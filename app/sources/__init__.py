@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from app.batch_size import Shape
 from app.records import ParsedBatch
@@ -25,6 +26,9 @@ class Format:
     summary: str  # the OpenAPI summary
     ndjson: bool = False  # whether the OpenAPI schema lists an NDJSON body
     otlp_signal: str | None = None  # an OTLP/HTTP route (logs, traces, metrics): it also reads protobuf bodies
+    # The parser of the decoded items (`parsing.load_items`), for a format that has one: ingest then decodes a
+    # small body once, counts its items and parses them, instead of counting on the raw text first.
+    parse_items: Callable[[list[Any]], ParsedBatch] | None = None
 
 
 def _formats() -> tuple[Format, ...]:
@@ -50,6 +54,7 @@ def _formats() -> tuple[Format, ...]:
             Shape.ITEMS,
             'Canonical usage records (JSON array, {"records": [...]}, or NDJSON)',
             ndjson=True,
+            parse_items=canonical.parse_items,
         ),
         Format(
             "/v1/ingest/litellm",

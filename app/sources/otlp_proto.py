@@ -62,6 +62,18 @@ SIGNALS: dict[str, Signal] = {
 _METRIC_KINDS = ("sum", "gauge", "histogram", "exponential_histogram", "summary")
 
 
+def is_protobuf(content_type: str) -> bool:
+    """A protobuf body (`application/x-protobuf`, what OTLP exporters send by default), by its Content-Type."""
+    return content_type.split(";", 1)[0].strip().lower() in {MEDIA_TYPE, "application/protobuf"}
+
+
+def wants_protobuf(accept: str, protobuf_body: bool) -> bool:
+    """Answer with an `Export*ServiceResponse`: when Accept asks for it, or to a protobuf request that did not ask
+    for JSON (OTLP/HTTP: the response uses the request's encoding)."""
+    accept = accept.lower()
+    return MEDIA_TYPE in accept or (protobuf_body and "json" not in accept)
+
+
 def decode(body: bytes, signal: str) -> Message:
     """The request message of `signal`; a body that is not one is a PayloadError (the request gets a 400)."""
     message = SIGNALS[signal].request()

@@ -25,7 +25,8 @@ from tests.dashboard_seed import PERIOD, WIDGETS, WIDGETS_EXPECTED, seed
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 QUERY = f"since={PERIOD['since']}&until={PERIOD['until']}"
-OVERVIEW_CHARTS = ["chart-spend", "chart-outcomes", "chart-merged", "chart-authors", "chart-agents", "chart-branches"]
+# No chart ranks people by spend (issue 15): authors are a table by name, with outcomes beside spend.
+OVERVIEW_CHARTS = ["chart-spend", "chart-outcomes", "chart-merged", "chart-agents", "chart-branches"]
 
 
 def chromium(profile: Path, *arguments: str) -> str:
@@ -101,6 +102,12 @@ def test_dashboard_in_chromium(server: LiveServer, factory: sessionmaker[Session
     assert _svgs(dom) == OVERVIEW_CHARTS
     assert dom.count('<title id="chart-') == len(OVERVIEW_CHARTS)
     assert "demo mode" in dom
+    # What ships, per agent and model: every row of the JSON, greyed out under 5 PRs (all of the seed's are)
+    assert body["by_agent_model"] and '<table class="routing">' in dom
+    for row in body["by_agent_model"]:
+        assert f'data-agent="{row["agent"] or ""}" data-model="{row["model"]}"' in dom
+        assert format_usd(Decimal(row["cost_usd"])) in dom
+    assert dom.count('<tr class="thin"') == len(body["by_agent_model"])
 
     assert "AI spend of acme" in chromium(profile, "--dump-dom", f"{server.url}/")  # demo mode: / opens acme
     owner_dom = chromium(profile, "--dump-dom", f"{server.url}/dashboard/acme?{QUERY}")

@@ -1,7 +1,7 @@
 """OTLP metric series and agent sessions
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-30 04:26:38.521365
 """
 
@@ -12,8 +12,8 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 
-revision: str = '0015'
-down_revision: str | None = '0014'
+revision: str = '0016'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,74 @@
+"""Gather what came of one pull request (issue 15), for `app.facts`: whether it was reverted and by what, the PR
+it reverts (with that PR's cost), and its spend split by review phase.
+
+The phase split is one aggregate: records bucketed in SQL by the verdict boundaries (`app.review_phases`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.db import as_utc
+from app.money import from_nanousd
+from app.outcomes import RevertedBy, RevertTarget
+from app.reverts import reverted_pulls
+from app.review_phases import NO_PHASES, ReviewPhases, boundaries, split_phases
+from app.tables import PULLS, REVIEWS, USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class PullOutcomeFacts:
+    reverted_by: RevertedBy | None = None
+    reverts: RevertTarget | None = None
+    phases: ReviewPhases = NO_PHASES
+
+
+def _usd(nanousd: Any) -> Decimal:
+    return from_nanousd(int(nanousd or 0)) or Decimal(0)
+
+
+def review_phases(session: Session, *, repo: str, number: int, where: Any) -> ReviewPhases:
+    """The PR's spend (the records `where` selects) split at its review verdicts."""
+    reviews = session.execute(
+        sa.select(REVIEWS.c.state, REVIEWS.c.submitted_at).where(REVIEWS.c.repo == repo, REVIEWS.c.number == number)
+    ).all()
+    bounds = boundaries((row.state, as_utc(row.submitted_at)) for row in reviews)
+    if not bounds:
+        total = session.execute(sa.select(sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0)).where(where))
+        return ReviewPhases(_usd(total.scalar_one()), (), Decimal(0))
+    # Phase i holds the records after verdict i up to and including verdict i+1 (app.review_phases.phase_index).
+    bucket = sa.case(*((USAGE.c.timestamp <= b.at, index) for index, b in enumerate(bounds)), else_=len(bounds))
+    rows = session.execute(
+        sa.select(bucket.label("phase"), sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"))
+        .where(where)
+        .group_by(bucket)
+    ).all()
+    return split_phases(((int(row.phase), _usd(row.cost)) for row in rows), bounds)
+
+
+def _revert_target(session: Session, *, repo: str, number: int | None) -> RevertTarget | None:
+    if number is None:
+        return None
+    row = session.execute(
+        sa.select(PULLS.c.number, PULLS.c.title, PULLS.c.spend_nanousd, PULLS.c.html_url).where(
+            PULLS.c.repo == repo, PULLS.c.number == number
+        )
+    ).first()
+    if row is None:
+        return RevertTarget(number=number, title="", cost_usd=Decimal(0), html_url="")
+    return RevertTarget(number=row.number, title=row.title, cost_usd=_usd(row.spend_nanousd), html_url=row.html_url)
+
+
+def pull_outcome_facts(session: Session, *, pull: Any, where: Any) -> PullOutcomeFacts:
+    """`pull` is the PR's stored row; `where` selects the records that count on it."""
+    reverted_by = reverted_pulls(session, repos={pull.repo}).get((pull.repo, pull.number)) if pull.merged else None
+    return PullOutcomeFacts(
+        reverted_by=reverted_by,
+        reverts=_revert_target(session, repo=pull.repo, number=pull.reverts_number),
+        phases=review_phases(session, repo=pull.repo, number=pull.number, where=where),
+    )
