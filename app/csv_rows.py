@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.books import as_date, spend_columns, usage_day, usage_scope, usd, window
 from app.csv_export import Cell
 from app.db import as_utc
+from app.exact_sum import exact_sum
 from app.outcome_report import Period, Scope
 from app.reverts import reverted_pulls
 from app.tables import PULLS, USAGE
@@ -28,7 +29,7 @@ MONTHLY_HEADER = ("month", "repo", "agent", "cost_usd", "records", "unpriced_rec
 
 
 def _tokens() -> list[Any]:
-    return [sa.func.coalesce(sa.func.sum(USAGE.c[kind]), 0).label(kind) for kind in TOKEN_KINDS]
+    return [sa.func.coalesce(exact_sum(USAGE.c[kind]), 0).label(kind) for kind in TOKEN_KINDS]
 
 
 def _outcome(row: Any, reverted: bool) -> str:

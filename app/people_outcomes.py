@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.books import usage_scope, usd, window
+from app.exact_sum import exact_sum
 from app.outcome_report import Period, Scope
 from app.people_view import PersonOutcome
 from app.reverts import reverted_pulls
@@ -20,7 +21,7 @@ from app.tables import PULLS, USAGE
 def person_outcomes(session: Session, *, scope: Scope, period: Period) -> tuple[PersonOutcome, ...]:
     spend = (
         sa.select(
-            USAGE.c.pr_repo, USAGE.c.pr_number, sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost")
+            USAGE.c.pr_repo, USAGE.c.pr_number, sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost")
         )
         .where(usage_scope(scope), window(period), USAGE.c.pr_number.is_not(None), USAGE.c.pr_private.is_(False))
         .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)

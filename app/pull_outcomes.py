@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import as_utc
+from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.outcomes import RevertedBy, RevertTarget
 from app.reverts import reverted_pulls
@@ -39,12 +40,12 @@ def review_phases(session: Session, *, repo: str, number: int, where: Any) -> Re
     ).all()
     bounds = boundaries((row.state, as_utc(row.submitted_at)) for row in reviews)
     if not bounds:
-        total = session.execute(sa.select(sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0)).where(where))
+        total = session.execute(sa.select(sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0)).where(where))
         return ReviewPhases(_usd(total.scalar_one()), (), Decimal(0))
     # Phase i holds the records after verdict i up to and including verdict i+1 (app.review_phases.phase_index).
     bucket = sa.case(*((USAGE.c.timestamp <= b.at, index) for index, b in enumerate(bounds)), else_=len(bounds))
     rows = session.execute(
-        sa.select(bucket.label("phase"), sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"))
+        sa.select(bucket.label("phase"), sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"))
         .where(where)
         .group_by(bucket)
     ).all()

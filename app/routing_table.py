@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.books import usage_scope, usd, window
+from app.exact_sum import exact_sum
 from app.formatting import per_line_json, usd_json
 from app.outcome_report import Period, Scope
 from app.pricing import canonical_model
@@ -79,12 +80,12 @@ def agent_model_table(session: Session, *, scope: Scope, period: Period) -> tupl
             USAGE.c.model,
             USAGE.c.pr_repo,
             USAGE.c.pr_number,
-            sa.func.coalesce(sa.func.sum(USAGE.c.cost_nanousd), 0).label("cost"),
+            sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
             sa.func.count().label("records"),
             sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-            sa.func.coalesce(sa.func.sum(USAGE.c.input_tokens), 0).label("input"),
-            sa.func.coalesce(sa.func.sum(USAGE.c.cache_read_tokens), 0).label("cache_read"),
-            sa.func.coalesce(sa.func.sum(USAGE.c.cache_write_tokens), 0).label("cache_write"),
+            sa.func.coalesce(exact_sum(USAGE.c.input_tokens), 0).label("input"),
+            sa.func.coalesce(exact_sum(USAGE.c.cache_read_tokens), 0).label("cache_read"),
+            sa.func.coalesce(exact_sum(USAGE.c.cache_write_tokens), 0).label("cache_write"),
         )
         .where(usage_scope(scope), window(period), USAGE.c.pr_number.is_not(None), USAGE.c.pr_private.is_(False))
         .group_by(USAGE.c.agent, USAGE.c.provider, USAGE.c.model, USAGE.c.pr_repo, USAGE.c.pr_number)

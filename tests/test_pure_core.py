@@ -55,3 +55,15 @@ def test_route_modules_hold_no_sql_and_import_no_other_route_module() -> None:
 def test_no_module_outgrows_four_hundred_lines() -> None:
     sizes = {str(path.relative_to(APP)): len(path.read_text().splitlines()) for path in APP.rglob("*.py")}
     assert {name: size for name, size in sizes.items() if size > MAX_LINES} == {}
+
+
+def test_sums_in_sql_are_exact_sums() -> None:
+    """SQLite's SUM overflows past 2^63, which ten records at the limits reach: every sum of a usage column goes
+    through `app.exact_sum` (the rollup rebuild guards its own sums and skips PRs that would overflow)."""
+    guarded = {"exact_sum.py", "pull_rollup.py"}
+    raw = [
+        str(path.relative_to(APP))
+        for path in APP.rglob("*.py")
+        if path.name not in guarded and "func.sum(" in path.read_text()
+    ]
+    assert raw == []
