@@ -31,7 +31,9 @@ _COLUMNS = ("repo", "number", *GROUPED, "push_interval", "pr_sessions", "pushes_
 
 def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> None:
     """Rewrite the rollup of these PRs from their records and current pushes (in the caller's transaction)."""
-    for repo, number in sorted(set(keys)):
+    ordered = sorted(set(keys))
+    _lock_pulls(session, ordered)
+    for repo, number in ordered:
         bounds = sorted(
             row.pushed_at
             for row in session.execute(
@@ -68,6 +70,20 @@ def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> Non
             *(sa.func.coalesce(sa.func.sum(inner.c[name]), 0) for name in TOKEN_NAMES),
         ).group_by(*keys_of)
         session.execute(sa.insert(PULL_SPEND).from_select(list(_COLUMNS), grouped))
+
+
+def _lock_pulls(session: Session, keys: list[tuple[str, int]]) -> None:
+    """On PostgreSQL, one rewriter per PR at a time, until the transaction ends. Matching (the worker) and a second
+    source's report of a call (ingest) may rewrite the same PR at once; without the lock, the one whose snapshot is
+    older could delete the other's rows and write its older sums over them. Taken in sorted order, all before the
+    first rewrite, and only after any matching lock, so two rewriters cannot deadlock; each statement after it sees
+    what the previous holder committed (READ COMMITTED). SQLite has one writer at a time already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for repo, number in keys:
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"pull_spend:{repo}#{number}"}
+        )
 
 
 def refresh_if_stale(session: Session, *, repo: str, number: int) -> None:

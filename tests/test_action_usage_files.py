@@ -3,7 +3,6 @@ token, before the verdict is asked. Driven as the runner drives the composite st
 a real `tokentrail serve` on SQLite and PostgreSQL behind the proxy that is its public URL."""
 
 # The Action's fixtures are imported from its tests, and requested by name as arguments.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -19,9 +18,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.sources import codex
-from tests.conftest import LiveServer, make_token
-from tests.oidc_issuer import OidcIssuer
-from tests.test_action import (  # noqa: F401
+from tests.action_runner import (  # noqa: F401
     NUMBER,
     REPO,
     Proxy,
@@ -34,7 +31,9 @@ from tests.test_action import (  # noqa: F401
     seeded,
     server,
 )
-from tests.test_oidc import wait_for
+from tests.conftest import LiveServer, make_token
+from tests.oidc_issuer import OidcIssuer
+from tests.oidc_scene import wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXECUTION_FILE = FIXTURES / "ci" / "claude_code_action_execution.json"

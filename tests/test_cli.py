@@ -1,25 +1,9 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import sqlalchemy as sa
 
 from app.tokens import hash_token
-from tests.conftest import ROOT
-
-
-def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TOKENTRAIL_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.cli_runner import run_cli
 
 
 def test_token_create_prints_the_token_alone_on_its_last_line(database_url: str) -> None:

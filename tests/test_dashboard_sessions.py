@@ -20,8 +20,8 @@ from app.dashboard import COOKIE
 from app.db import utcnow
 from app.tables import DASHBOARD_SESSIONS, TOKENS
 from app.tokens import hash_token
+from tests.cli_runner import run_cli
 from tests.conftest import LiveServer, make_token, start_server
-from tests.test_cli import run_cli
 
 PUBLIC_URL = "https://tokentrail.example.com"
 SESSIONS = DASHBOARD_SESSIONS

@@ -22,7 +22,7 @@ from app.cli import build_parser
 from app.local import hook_run, hooks, hooks_cli
 from app.sources import claude_code, codex
 from tests.conftest import LiveServer, make_token, start_server
-from tests.test_oidc import seed, wait_for
+from tests.oidc_scene import seed, wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPO = "acme/widgets"

@@ -18,8 +18,8 @@ from app.cli import main
 from app.local.importer import IdentityResolver
 from app.local.upload import ACTOR_HEADER
 from tests.conftest import LiveServer
-from tests.test_agent_env import make_repo
-from tests.test_importer import claude_session, codex_rollout, write_jsonl
+from tests.git_checkouts import make_repo
+from tests.import_support import claude_session, codex_rollout, write_jsonl
 
 PERIOD = {"since": "2025-10-01", "until": "2026-06-01"}
 

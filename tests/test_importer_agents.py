@@ -12,8 +12,8 @@ import pytest
 from app.local.agent_files import copilot_span_line, gemini_lines, project_folder
 from app.sources import gemini, otlp
 from tests.conftest import FIXTURES, LiveServer
-from tests.test_importer import checkout, counts, requests_sent, run_import, server_totals, totals_of
-from tests.test_importer import expected_totals as totals_expected
+from tests.import_support import checkout, counts, requests_sent, run_import, server_totals, totals_of
+from tests.import_support import expected_totals as totals_expected
 
 GEMINI = FIXTURES / "gemini"
 __all__ = ["checkout"]  # the fixture, shared with the Claude Code and Codex import tests

@@ -13,8 +13,8 @@ import pytest
 
 from app.sources import claude_code
 from tests.conftest import LiveServer
-from tests.test_agent_env import make_repo
-from tests.test_importer import (
+from tests.git_checkouts import make_repo
+from tests.import_support import (
     claude_session,
     codex_rollout,
     run_import,

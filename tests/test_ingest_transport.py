@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.github_payloads import webhook_headers
-from tests.test_ingest import make_usage, usage_of
+from tests.ingest_support import make_usage, usage_of
 
 INGEST_PATHS = [
     "/v1/usage",

@@ -19,8 +19,8 @@ from app.ingest import ingest
 from app.sources import FORMATS
 from app.tokens import TokenIdentity
 from tests.conftest import FIXTURES, make_token
+from tests.ingest_support import usage_of
 from tests.otlp_encoding import to_protobuf
-from tests.test_ingest import usage_of
 
 METRICS = "/v1/ingest/otlp/v1/metrics"
 LOGS = "/v1/ingest/otlp/v1/logs"

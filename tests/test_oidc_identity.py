@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import LiveServer, make_token, start_server
 from tests.github_payloads import github_id, make_installation_event
 from tests.oidc_issuer import OidcIssuer
-from tests.test_oidc import AUDIENCE, REPO, get, seed, send_webhook, wait_for
+from tests.oidc_scene import AUDIENCE, REPO, get, seed, send_webhook, wait_for
 
 BUDGET = f"/v1/repos/{REPO}/pulls/12/budget"
 

@@ -16,8 +16,8 @@ from app.main import create_app
 from app.settings import Settings
 from app.sources import otlp
 from tests.conftest import FIXTURES
+from tests.ingest_support import usage_of
 from tests.otlp_encoding import to_protobuf
-from tests.test_ingest import usage_of
 
 VCS = {"x-vcs-repository-url-full": "https://github.com/acme/widgets", "x-vcs-ref-head-name": "feat/otlp"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

@@ -6,12 +6,10 @@ Golden files live in tests/golden/. After an intended change of layout, regenera
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +27,7 @@ from app.render import (
 )
 from app.repo_config import parse_repo_config
 from app.report import PullRequestReport
+from tests.golden import assert_golden
 from tests.support import (
     T0,
     make_actor,
@@ -41,18 +40,8 @@ from tests.support import (
     make_totals,
 )
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
 CONFIG = "budget:\n  max_cost_per_pr: 15\n  max_cost_per_changed_line: 0.10\n  exempt_labels: [ai-budget-exempt]\n"
 HOSTILE = "evil | <script>alert(1)</script> `x` *y* _z_ [l](u) @everyone"
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.md"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 once and review it"
-    assert text == path.read_text(encoding="utf-8")
 
 
 def make_configured_report(text: str = CONFIG, **changes: Any) -> PullRequestReport:

@@ -14,8 +14,8 @@ import pytest
 from cmarkgfm.cmark import Options
 
 from app.render import escape_md, render_check_run, render_comment
+from tests.golden import assert_golden
 from tests.support import make_actor, make_model, make_pr, make_report, make_review
-from tests.test_render import assert_golden
 
 ZWJ = "\u200d"
 LINKY = {

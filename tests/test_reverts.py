@@ -8,11 +8,18 @@ from typing import Any
 
 from app.facts import gather_facts
 from app.report import build_report
-from tests import test_worker
 from tests.fake_github_bodies import fake_sha
-from tests.test_worker import REPO, T0, Scene, make_pull_request_payload, make_push_payload, make_record
-
-fake, keys, scene = test_worker.fake, test_worker.keys, test_worker.scene  # the fixtures, made available here
+from tests.worker_scene import (  # noqa: F401 - fixtures
+    REPO,
+    T0,
+    Scene,
+    fake,
+    keys,
+    make_pull_request_payload,
+    make_push_payload,
+    make_record,
+    scene,
+)
 
 # -- through webhooks, the worker and the fake GitHub ----------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The worker publishing to the fake GitHub: the "AI spend" check run against `.github/tokentrail.yml`, the comment
 settings, review outcomes, retries when GitHub fails, and the guard against overwriting a newer comment (DESIGN §6,
-§7). The scene, builders and fixtures are those of tests/test_worker.py; every test runs on SQLite and PostgreSQL.
+§7). The scene, builders and fixtures are those of tests/worker_scene.py; every test runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -9,24 +9,23 @@ from datetime import timedelta
 
 from app.db import as_utc
 from app.render import MARKER
-from tests import test_worker
-from tests.test_worker import (
+from tests.worker_scene import (  # noqa: F401 - fixtures
     BUDGET_10,
     CONFIG,
     HEAD,
     REPO,
     T0,
     Scene,
+    fake,
     headline,
+    keys,
     make_pull_request_payload,
     make_push_payload,
     make_record,
+    scene,
     total,
     usd,
 )
-
-fake, keys, scene = test_worker.fake, test_worker.keys, test_worker.scene  # the fixtures, made available here
-
 
 # -- the check run and the budget -----------------------------------------------------------------------------------
 

@@ -18,18 +18,11 @@ import pytest
 import yaml
 
 from app.repo_config import parse_repo_config
-from tests import test_action
-from tests.clients.conftest import PLACEHOLDER_SERVER, RECIPES
-from tests.conftest import ROOT
-from tests.test_action import Proxy, Runner
 
 # The Action's own test fixtures: a live server behind a proxy, an OIDC issuer, a seeded PR, a runner.
-api_token = test_action.api_token
-issuer = test_action.issuer
-proxy = test_action.proxy
-runner = test_action.runner
-seeded = test_action.seeded
-server = test_action.server
+from tests.action_runner import Proxy, Runner, api_token, issuer, proxy, runner, seeded, server  # noqa: F401 - fixtures
+from tests.clients.conftest import PLACEHOLDER_SERVER, RECIPES
+from tests.conftest import ROOT
 
 READMES = (ROOT / "README.md", ROOT / "action" / "README.md")
 MARKER = re.compile(r"^(?P<indent>[ ]*)<!-- recipe: (?P<path>\S+) -->\n", re.M)
@@ -109,3 +102,12 @@ def test_the_workflow_recipe_runs_the_action(seeded: datetime, proxy: Proxy, run
     assert (run.returncode, run.outputs["status"], run.outputs["cost-usd"]) == (0, "pass", "0.50"), run
     read = set(re.findall(rf"steps\.{step['id']}\.outputs\.([\w-]+)", text))
     assert read and read <= run.outputs.keys()
+
+
+def test_the_usage_files_recipe_names_only_inputs_of_the_action() -> None:
+    workflow: dict[str, Any] = yaml.safe_load((RECIPES / "ai-spend-usage-files.yml").read_text())
+    assert workflow["permissions"]["id-token"] == "write"  # the upload authenticates with the run's OIDC token
+    (step,) = [step for step in workflow["steps"] if str(step.get("uses", "")).endswith("/tokentrail/action@v1")]
+    action = yaml.safe_load((ROOT / "action" / "action.yml").read_text())
+    assert set(step["with"]) <= set(action["inputs"])
+    assert "usage-files" in step["with"] and step["with"]["server-url"] == PLACEHOLDER_SERVER

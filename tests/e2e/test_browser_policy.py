@@ -42,7 +42,7 @@ def console_of(profile: Path, url: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_no_page_violates_the_policy(server: LiveServer, factory: sessionmaker[Session], tmp_path: Path) -> None:  # noqa: F811
+def test_no_page_violates_the_policy(server: LiveServer, factory: sessionmaker[Session], tmp_path: Path) -> None:
     tokens = {owner: make_token(factory, owner) for owner in ("acme", "umbrella")}
     with httpx.Client(base_url=server.url, timeout=30) as http:
         seed(http, tokens)
