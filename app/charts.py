@@ -21,7 +21,7 @@ from html import escape
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 OTHER_COLOR = "#8C8C8C"
 # Outcomes: Paul Tol's muted scheme, none of them a model colour (merged, closed, open, not linked).
-OUTCOME_PALETTE = ("#117733", "#882255", "#332288", "#BBBBBB")
+OUTCOME_PALETTE = ("#117733", "#CC6677", "#882255", "#332288", "#BBBBBB")  # merged, reverted, closed, open, none
 AXIS_COLOR = "#595959"  # 7:1 against white
 GRID_COLOR = "#E3E3E3"
 WIDTH = 720  # charts over time

@@ -40,15 +40,10 @@ OUTCOME_LABELS: dict[Outcome, str] = {
     "open": "still open",
     "unmatched": "not linked to a PR",
 }
-_COLORS = dict(zip(("merged", "closed", "open", "unmatched"), OUTCOME_PALETTE, strict=True))
 # "merged then reverted" sits between merged and closed, in the muted scheme's rose.
-OUTCOME_COLORS: dict[Outcome, str] = {
-    "merged": _COLORS["merged"],
-    "reverted": "#CC6677",
-    "closed": _COLORS["closed"],
-    "open": _COLORS["open"],
-    "unmatched": _COLORS["unmatched"],
-}
+OUTCOME_COLORS: dict[Outcome, str] = dict(
+    zip(("merged", "reverted", "closed", "open", "unmatched"), OUTCOME_PALETTE, strict=True)
+)
 
 
 @cache

@@ -142,7 +142,8 @@ def test_yaml_syntax_error_names_line_and_column() -> None:
 
 def test_top_level_that_is_not_a_mapping() -> None:
     result = parse_repo_config("- budget\n- comment\n")
-    assert result.errors == ["top level (line 1): expected a mapping with budget, comment, check_run, people"]
+    expected = "top level (line 1): expected a mapping with budget, comment, check_run, dashboard, people"
+    assert result.errors == [expected]
 
 
 def test_empty_sections_and_a_single_label_are_accepted() -> None:
