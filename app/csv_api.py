@@ -22,6 +22,7 @@ from app.deps import (
     SettingsDep,
     Since,
     Until,
+    csv_response,
     own_owner,
 )
 from app.outcome_report import Scope
@@ -48,14 +49,6 @@ def _csv(
     except BadPeriod as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
     return csv_response(name, text)
-
-
-def csv_response(name: str, text: str) -> Response:
-    return Response(
-        content=text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
 
 
 @router.get("/v1/repos/{owner}/{repo}/report.csv", summary="The repository report as CSV", responses=CSV_RESPONSES)

@@ -19,7 +19,7 @@ from app.analytics import build_analytics
 from app.books import has_pulls, is_known_repo
 from app.csv_report import csv_export
 from app.db import session_scope, utcnow, write_lock
-from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, read_body
+from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, csv_response, read_body
 from app.facts import PullNotFound, gather_facts, published
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
@@ -282,11 +282,7 @@ def _export(
         return _html(
             "error.html.j2", status=422, viewer=viewer, demo=settings.demo_mode, title="Bad period", message=str(error)
         )
-    return Response(
-        content=text,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csv_response(name, text)
 
 
 ExportKind = Annotated[Literal["pulls", "monthly"], Query()]

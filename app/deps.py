@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -247,3 +248,12 @@ def _inflate(body: bytes, *, gzip_format: bool, limit: int) -> bytes:
 
 
 # Media types of the JSON and NDJSON bodies every ingest endpoint reads (RFC 6839 `+json` suffixes included).
+
+
+def csv_response(name: str, text: str) -> Response:
+    """A CSV file download (the report exports, by token or from a signed-in browser)."""
+    return Response(
+        content=text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

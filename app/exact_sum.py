@@ -17,6 +17,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 
 _SPLIT = 1_000_000_000
+MAX_BIGINT = 2**63 - 1  # the largest value a BIGINT column holds, on both databases
 
 
 class WholeNumber(sa.types.TypeDecorator[int]):

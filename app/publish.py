@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.db import as_utc
+from app.exact_sum import MAX_BIGINT
 from app.github import GitHubApp, NotFound
 from app.money import to_nanousd
 from app.plan import CommentStep, Plan, Posted
@@ -45,9 +46,6 @@ def posted(row: Any) -> Posted:
         check_run_sha=row.check_run_sha,
         check_digest=check,
     )
-
-
-MAX_BIGINT = 2**63 - 1
 
 
 def rendered_values(report: PullRequestReport, rendered: Rendered) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.exact_sum import MAX_BIGINT
 from app.pull_spend import TOKEN_NAMES, counted_usage, push_digest, push_interval, totals_columns
 from app.tables import PULL_SPEND, PUSHES, USAGE
 
-MAX_BIGINT = 2**63 - 1
 GROUPED = ("model", "provider", "actor", "agent", "source", "also_seen_by")
 _FIGURES = ("first_at", "records", "unpriced", "cost_nanousd", *TOKEN_NAMES)
 _COLUMNS = ("repo", "number", *GROUPED, "push_interval", "pr_sessions", "pushes_digest", *_FIGURES)

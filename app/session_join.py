@@ -84,22 +84,29 @@ def _from_json(text: str) -> UsageRecord:
     return UsageRecord(**data)
 
 
+_PARK_ROWS = 500  # six parameters a row
+
+
 def _park(session: Session, owner: str, records: Sequence[UsageRecord]) -> int:
     """Keep records that wait for their session; returns how many were new (a redelivery is a duplicate)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     received_at = utcnow()
     parked = 0
-    for record in records:
+    rows = [
+        {
+            "owner": owner,
+            "source": record.source,
+            "record_id": record.id,
+            "session_id": record.session_id,
+            "record": _to_json(record),
+            "received_at": received_at,
+        }
+        for record in records
+    ]
+    for start in range(0, len(rows), _PARK_ROWS):  # one statement a chunk, under the databases' parameter limits
         statement = (
             dialect.insert(UNATTRIBUTED)
-            .values(
-                owner=owner,
-                source=record.source,
-                record_id=record.id,
-                session_id=record.session_id,
-                record=_to_json(record),
-                received_at=received_at,
-            )
+            .values(rows[start : start + _PARK_ROWS])
             .on_conflict_do_nothing()
             .returning(UNATTRIBUTED.c.pk)  # rowcount is not reliable for this statement on every driver
         )

@@ -28,13 +28,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.db import migrate
-from bench.common import make_tokens, ms, percentile, postgres_database, server
-from bench.history import OWNERS, load, plan
+from bench.common import make_tokens, ms, percentile, server
+from bench.history import OWNERS, add_history_arguments, history_database
 
 WINDOW = {"since": "2026-10-02", "until": "2026-10-31"}  # 30 days, the history's last (it ends 2026-11-01)
 PAGES = ("org page", "repo page", "org report", "repo report")
@@ -82,41 +80,12 @@ def measure(url: str, tokens: dict[str, str], targets: list[tuple[str, str]], wa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", help="a PostgreSQL admin URL (a database is created and dropped)")
-    parser.add_argument("--records", type=int, help="usage records (default 1,000,000 on SQLite, 10,000,000 on PG)")
-    parser.add_argument("--prs", type=int, default=50_000)
-    parser.add_argument("--repos", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=100, help="requests per page")
-    parser.add_argument("--warmup", type=int, default=10, help="requests per page before timing")
-    parser.add_argument("--keep", action="store_true", help="leave the generated database in place")
-    parser.add_argument("--existing", help="measure this already generated database (no generation)")
-    parser.add_argument("--seed", type=int, default=7)
+    add_history_arguments(parser, requests=100, warmup=10)
     args = parser.parse_args()
-    postgres = bool(args.database_url) or bool(args.existing and args.existing.startswith("postgresql"))
-    records = args.records or (10_000_000 if postgres else 1_000_000)
 
     with ExitStack() as stack:
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        history = plan(prs=args.prs, repos=args.repos, seed=args.seed)
-        if args.existing:
-            database_url = args.existing
-            engine = sa.create_engine(database_url)
-            with engine.connect() as connection:
-                records = int(connection.execute(sa.text("SELECT count(*) FROM usage")).scalar_one())
-            engine.dispose()
-            print(f"existing database {database_url}: {records:,} usage records")
-        else:
-            if args.database_url:
-                database_url = stack.enter_context(postgres_database(args.database_url, keep=args.keep))
-            else:
-                where = Path(tempfile.mkdtemp(prefix="tokentrail-dashboard-")) if args.keep else folder
-                database_url = f"sqlite:///{where / 'dashboard.db'}"
-            migrate(database_url)
-            counts, seconds = load(database_url, history, records)
-            shown = ", ".join(f"{table} {count:,}" for table, count in counts.items())
-            print(f"generated in {seconds:.1f} s ({records / seconds:,.0f} usage rows/s): {shown}")
-            if args.keep:
-                print(f"kept: {database_url}")
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))  # the server's log
+        database_url, history, records = history_database(stack, args, name="dashboard")
         tokens = make_tokens(database_url, OWNERS)
         rng = random.Random(args.seed + 2)
         repos = sorted({p.repo for p in history.pulls})
@@ -126,7 +95,7 @@ def main() -> None:
         with server(database_url, folder / "server.log") as url:
             samples = measure(url, tokens, targets, args.warmup)
 
-    database = "postgresql" if postgres else "sqlite"
+    database = "postgresql" if database_url.startswith("postgresql") else "sqlite"
     print(f"database {database}; {records:,} usage records; {args.prs:,} PRs in {args.repos} repositories; "
           f"window {WINDOW['since']}..{WINDOW['until']}")  # fmt: skip
     for name in (*PAGES, "healthz"):

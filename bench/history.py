@@ -14,14 +14,20 @@ COPY, streamed, then ANALYZE (autovacuum would do it in production).
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 OWNERS = ("acme", "globex", "initech", "umbrella")
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -506,3 +512,48 @@ def _count(database_url: str, table: str) -> int:
         value = int(connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
     engine.dispose()
     return value
+
+
+def add_history_arguments(parser: argparse.ArgumentParser, *, requests: int, warmup: int) -> None:
+    """The options of the benchmarks that read a generated history (bench/summary.py, bench/dashboard.py)."""
+    parser.add_argument("--database-url", help="a PostgreSQL admin URL (a database is created and dropped)")
+    parser.add_argument("--records", type=int, help="usage records (default 1,000,000 on SQLite, 10,000,000 on PG)")
+    parser.add_argument("--prs", type=int, default=50_000)
+    parser.add_argument("--repos", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=requests, help="requests per endpoint")
+    parser.add_argument("--warmup", type=int, default=warmup, help="requests per endpoint before timing")
+    parser.add_argument("--keep", action="store_true", help="leave the generated database in place")
+    parser.add_argument("--existing", help="measure this already generated database (no generation)")
+    parser.add_argument("--seed", type=int, default=7)
+
+
+def history_database(stack: ExitStack, args: argparse.Namespace, *, name: str) -> tuple[str, History, int]:
+    """(database URL, history, usage records): the --existing database, or a new one generated and migrated
+    (removed with `stack` unless --keep)."""
+    from app.db import migrate
+    from bench.common import postgres_database
+
+    postgres = bool(args.database_url) or bool(args.existing and args.existing.startswith("postgresql"))
+    records: int = args.records or (10_000_000 if postgres else 1_000_000)
+    history = plan(prs=args.prs, repos=args.repos, seed=args.seed)
+    if args.existing:
+        engine = sa.create_engine(args.existing)
+        with engine.connect() as connection:
+            records = int(connection.execute(sa.text("SELECT count(*) FROM usage")).scalar_one())
+        engine.dispose()
+        print(f"existing database {args.existing}: {records:,} usage records")
+        return args.existing, history, records
+    if args.database_url:
+        database_url = stack.enter_context(postgres_database(args.database_url, keep=args.keep))
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"tokentrail-{name}-")) if args.keep else None
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        database_url = f"sqlite:///{folder / f'{name}.db'}"
+    migrate(database_url)
+    counts, seconds = load(database_url, history, records)
+    shown = ", ".join(f"{table} {count:,}" for table, count in counts.items())
+    print(f"generated in {seconds:.1f} s ({records / seconds:,.0f} usage rows/s): {shown}")
+    if args.keep:
+        print(f"kept: {database_url}")
+    return database_url, history, records

@@ -92,3 +92,42 @@ def test_exact_sum_equals_python_sum(values: list[int], factory: sessionmaker[Se
         total = session.execute(sa.select(exact_sum(table.c.value))).scalar_one()
         session.execute(sa.text("DROP TABLE exact_sum_probe"))
     assert total == (sum(values) if values else None)
+
+
+def test_a_fork_owner_sending_records_at_the_limits_breaks_none_of_the_base_owners_pages(
+    app: FastAPI, factory: sessionmaker[Session]
+) -> None:
+    """The attacker owns a fork, opens a PR from it into acme/widgets and shares its spend with the base (its own
+    token's consent), then sends records at the limits on the PR's branch: acme's PR figures stay exact and every
+    acme page answers."""
+    acme = make_token(factory)
+    mallory = make_token(factory, "mallory", share_upstream=True)
+    with TestClient(app) as client:
+        event = make_pull_request_event(created_at=OPENED, head_repo="mallory/widgets", head_ref="feat/huge")
+        body = json.dumps(event).encode()
+        assert (
+            client.post("/github/webhook", content=body, headers=webhook_headers("pull_request", body)).status_code
+            == 202
+        )
+        records = [
+            {"id": f"huge-{n}", "timestamp": "2026-10-05T10:00:00Z", "model": "claude-sonnet-4-5",
+             "input_tokens": LARGEST_TOKENS, "cost_usd": LARGEST_COST, "repo": "mallory/widgets",
+             "branch": "feat/huge"}
+            for n in range(RECORDS)
+        ]  # fmt: skip
+        headers = {"Authorization": f"Bearer {mallory}", "content-type": "application/json"}
+        response = client.post("/v1/usage", content=json.dumps(records), headers=headers)
+        assert response.status_code == 200 and response.json()["accepted"] == RECORDS, response.text
+        app.state.worker.run_until_idle()
+        with factory() as session:
+            states = {row.state for row in session.execute(sa.select(JOBS.c.state))}
+        assert states == {"done"}, states
+        client.headers["Authorization"] = f"Bearer {acme}"
+        summary = client.get(f"/v1/repos/{REPO}/pulls/12")
+        assert summary.status_code == 200, summary.text
+        assert summary.json()["usage"]["cost_usd"] == "11999999999.999999988"  # the fork's shared spend, exact
+        sign_in(client, acme)
+        for route in (f"/v1/repos/{REPO}/report", "/v1/orgs/acme/report", f"/v1/repos/{REPO}/pulls/12/comment.md",
+                      "/dashboard/acme", f"/dashboard/{REPO}", f"/dashboard/{REPO}/pulls/12"):  # fmt: skip
+            response = client.get(route)
+            assert response.status_code == 200, (route, response.text[:300])
