@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -99,7 +99,7 @@ def _brute_force(records: list[Rec]) -> dict[str, object]:
     for r in records:
         if not (r.reads or r.writes):
             continue
-        prices = cache_prices(r.provider, r.model, datetime(2026, 10, r.day).date())
+        prices = cache_prices(r.provider, r.model, date(2026, 10, r.day))
         if prices is None:
             unpriced.add(r.model)
             continue
@@ -133,7 +133,7 @@ def test_the_pr_summary_cache_equals_the_record_by_record_figures(seeded: tuple[
     assert body["cache"] == _brute_force(on_pr)
     assert body["cache"]["unpriced_models"] == 1  # the mystery model's reads are left out, and counted
     # The repriced model's two days differ in price: the report day's price alone would give another figure.
-    old, new = (cache_prices(REPRICED[1], REPRICED[0], datetime(2026, 10, d).date()) for d in (17, 18))
+    old, new = (cache_prices(REPRICED[1], REPRICED[0], date(2026, 10, d)) for d in (17, 18))
     assert old is not None and new is not None and old[0] - old[1] != new[0] - new[1]
 
 
