@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.analytics import build_analytics
 from app.books import has_pulls, is_known_repo
+from app.cache_books import MEDIAN_DAYS, pull_low_cache_sessions
+from app.cache_savings import FAR_BELOW, MIN_SESSION_INPUT
 from app.csv_report import csv_export
 from app.db import session_scope, utcnow, write_lock
 from app.deps import PullNumber, SessionDep, SessionFactoryDep, SettingsDep, Since, Until, csv_response, read_body
@@ -24,7 +26,7 @@ from app.facts import PullNotFound, gather_facts, published
 from app.origin import is_same_origin
 from app.outcome_report import Analytics, Scope
 from app.outcome_sections import outcome_context
-from app.pages import overview_charts, period_inputs, render_page, timeline_chart
+from app.pages import overview_charts, period_inputs, render_page, review_loops_chart, timeline_chart
 from app.people_view import visible_report
 from app.periods import BadPeriod
 from app.report import build_report
@@ -195,6 +197,8 @@ def _overview(
     since_value, until_value = period_inputs(analytics.period)
     outcomes = outcome_context(session, analytics, default=settings.dashboard_people)
     analytics = outcomes.pop("analytics")  # without people under dashboard.people: aggregate
+    # A repository's page draws its weekly trend of review rounds; an owner's lists its repositories' in the table.
+    loops = outcomes["loops"] if scope.repo is not None else ()
     return _html(
         "owner.html.j2" if scope.repo is None else "repo.html.j2",
         viewer=viewer,
@@ -202,6 +206,7 @@ def _overview(
         signed_in=_signed_in(request, session, settings),
         a=analytics,
         charts=overview_charts(analytics),
+        loops_chart=review_loops_chart(loops[0], analytics.period) if loops else None,
         **outcomes,
         since=since_value,
         until=until_value,
@@ -255,6 +260,10 @@ def pull_page(
         signed_in=_signed_in(request, session, settings),
         r=report,
         timeline=timeline_chart(report),
+        low_cache=pull_low_cache_sessions(session, repo=full_name, number=number),
+        min_input=MIN_SESSION_INPUT,
+        far_below=FAR_BELOW,
+        median_days=MEDIAN_DAYS,
         last=last,
         dry_run=settings.is_dry_run,
     )

@@ -1,7 +1,8 @@
 """Gather one pull request's facts from the database for the pure `build_report` (STYLE: fetch, decide, act).
 
 The spend figures come from the PR's rollup (app.pull_spend), a few rows whatever the PR's size; the rest are
-the PR's own rows (pushes, reviews) and its repository's: the summary never scans usage.
+the PR's own rows (pushes, reviews) and its repository's. One read touches the PR's usage records: their cache
+tokens by model and day (app.cache_books, over the PR's index), which the rollup does not split by day.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.budget import limits_with_overrides
+from app.cache_books import cache_days
 from app.db import as_utc, utcnow
 from app.money import from_nanousd
 from app.people import logins_of
@@ -140,6 +142,7 @@ def gather_facts(
         reverted_by=outcome.reverted_by,
         reverts=outcome.reverts,
         phases=outcome.phases,
+        cache_days=cache_days(session, counted_usage(repo, number)),
     )
 
 

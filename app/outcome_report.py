@@ -124,6 +124,28 @@ class RepoSpend:
 
 
 @dataclass(frozen=True, slots=True)
+class LoopShare:
+    """Spend of PRs closed in a span, and the part of it made in rounds of requested changes (app.review_loops)."""
+
+    pull_requests: int
+    rounds: int
+    spend: Decimal
+    in_rounds: Decimal
+
+    @property
+    def share(self) -> Decimal | None:
+        return self.in_rounds / self.spend if self.spend else None
+
+
+@dataclass(frozen=True, slots=True)
+class RepoLoops:
+    repo: str
+    period: LoopShare
+    previous: LoopShare  # the period of equal length before
+    weeks: tuple[tuple[date, LoopShare], ...]  # Monday of each week with closed PRs
+
+
+@dataclass(frozen=True, slots=True)
 class Analytics:
     scope: Scope
     period: Period

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.cache_books import scope_cache
+from app.cache_savings import cache_json
 from app.formatting import per_line_json, usd_json
 from app.outcome_report import Analytics, analytics_json
 from app.people_outcomes import person_outcomes
@@ -28,6 +30,7 @@ def outcome_context(session: Session, analytics: Analytics, *, default: PeopleMo
         "routing": agent_model_table(session, scope=scope, period=period),
         "thin_below": THIN_BELOW,
         "loops": review_loops(session, scope=scope, period=period),
+        "cache": scope_cache(session, scope=scope, period=period),
         "agents": sorted(analytics.by_agent, key=lambda n: (n.name is None, n.name or "")),  # by name
         "people_shown": shown,
         "people": people if shown else (),
@@ -36,13 +39,14 @@ def outcome_context(session: Session, analytics: Analytics, *, default: PeopleMo
 
 
 def outcome_report_json(session: Session, analytics: Analytics, *, default: PeopleMode) -> dict[str, Any]:
-    """`/report` (DESIGN §9): the analytics plus `by_agent_model`, `review_loops`, `people` (by name, with
-    outcomes; empty under `aggregate`) and `team_medians`."""
+    """`/report` (DESIGN §9): the analytics plus `by_agent_model`, `review_loops`, `cache` (app.cache_savings),
+    `people` (by name, with outcomes; empty under `aggregate`) and `team_medians`."""
     context = outcome_context(session, analytics, default=default)
     medians = context["medians"]
     return analytics_json(context["analytics"]) | {
         "by_agent_model": agent_model_json(context["routing"]),
         "review_loops": review_loops_json(context["loops"]),
+        "cache": cache_json(context["cache"].efficiency, context["cache"].share),
         "people": [
             {
                 "author": p.name,

@@ -25,8 +25,8 @@ from app.charts import (
     series_color,
     stacked_bar_chart,
 )
-from app.formatting import format_usd, pluralize, register_filters
-from app.outcome_report import Analytics, NamedSpend, Outcome, Period, monday
+from app.formatting import format_pct, format_usd, pluralize, register_filters
+from app.outcome_report import Analytics, NamedSpend, Outcome, Period, RepoLoops, monday
 from app.pricing import canonical_model
 from app.render import TEMPLATES
 from app.report import PullRequestReport
@@ -109,11 +109,17 @@ def _spend_chart(a: Analytics, chart_id: str) -> Markup:
     )
 
 
-def _merged_line_chart(a: Analytics, chart_id: str) -> Markup:
-    weeks, cursor, last = [], monday(a.period.since.date()), (a.period.until - timedelta(microseconds=1)).date()
+def _weeks(period: Period) -> list[date]:
+    """The Mondays of the weeks the period touches."""
+    weeks, cursor, last = [], monday(period.since.date()), (period.until - timedelta(microseconds=1)).date()
     while cursor <= last:
         weeks.append(cursor)
         cursor += timedelta(days=7)
+    return weeks
+
+
+def _merged_line_chart(a: Analytics, chart_id: str) -> Markup:
+    weeks = _weeks(a.period)
     by_week: dict[date, Decimal | None] = {w.week: w.cost_per_changed_line for w in a.merged_weeks}
     overall = a.merged.cost_per_changed_line if a.merged else None
     desc = (
@@ -186,6 +192,32 @@ def overview_charts(a: Analytics) -> dict[str, Markup]:
         ]
         charts["repositories"] = _bars("chart-repositories", "Spend by repository", "Spend by repository", repo_bars)
     return charts
+
+
+def review_loops_chart(loops: RepoLoops, period: Period) -> Markup:
+    """A repository's weekly share of spend that went into rounds of requested changes, by week of closing; a
+    week without a closed PR with spend is a gap, not 0 %."""
+    weeks = _weeks(period)
+    by_week = {week: share.share for week, share in loops.weeks}
+    share, before = loops.period.share, loops.previous.share
+    desc = (
+        f"Share of the spend of pull requests closed each week that went into rounds of requested changes; "
+        f"{format_pct(share)} over the period"
+        + (f", {format_pct(before)} the period before." if before is not None else ".")
+        if share is not None
+        else "No pull request with spend was closed in this period."
+    )
+    return _svg(
+        line_chart(
+            chart_id="chart-review-loops",
+            title=f"Spend in review rounds, by week of closing: {loops.repo}",
+            desc=desc,
+            labels=["wk " + w.isoformat()[5:] for w in weeks],
+            values=[by_week.get(w) for w in weeks],
+            series_name="share of spend in review rounds",
+            fmt=format_pct,
+        )
+    )
 
 
 def timeline_chart(report: PullRequestReport) -> Markup:

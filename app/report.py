@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeAlias
 
 from app.budget import BudgetVerdict, Limits, evaluate_budget
-from app.cache_savings import CacheEfficiency, cache_efficiency
+from app.cache_savings import NO_CACHE, CacheDay, CacheEfficiency, cache_efficiency, cache_json
 from app.formatting import decimal_str, per_line_json, usd_json
 from app.outcomes import RevertedBy, RevertTarget, revert_json
 from app.repo_config import ConfigResult
@@ -124,6 +124,7 @@ class ReportFacts:
     reverted_by: RevertedBy | None = None  # a merged PR reverted since (app.outcomes)
     reverts: RevertTarget | None = None  # the PR this one's body reverts
     phases: ReviewPhases = NO_PHASES  # the spend split at review verdicts (app.review_phases)
+    cache_days: tuple[CacheDay, ...] = ()  # the PR's cache tokens by model and day (app.cache_savings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +237,7 @@ class PullRequestReport:
                 "spend_in_rounds_usd": usd_json(self.phases.in_rounds),
             },
             "budget": {"status": self.budget.status, "reasons": list(self.budget.reasons)},
+            "cache": cache_json(self.cache or NO_CACHE, self.cache_read_share),
         }
 
     def budget_json(self) -> dict[str, Any]:
@@ -317,7 +319,7 @@ def build_report(facts: ReportFacts) -> PullRequestReport:
     all_input = totals.input_tokens + totals.cache_read_tokens + totals.cache_write_tokens
     reverted_by = facts.reverted_by if pr.state == "merged" else None
     models = tuple(sorted(merge_models(facts.by_model), key=lambda m: (*costliest(m), m.model, m.provider or "")))
-    cache = cache_efficiency(models, day=facts.generated_at.date())
+    cache = cache_efficiency(facts.cache_days)
     review = summarize_reviews(facts.reviews, state=pr.state)
     if reverted_by is not None:
         review = replace(review, outcome="reverted")

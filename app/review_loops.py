@@ -9,7 +9,6 @@ period with the one of equal length before it, and lists the period's weeks.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -20,28 +19,8 @@ from sqlalchemy.orm import Session
 from app.books import pull_scope, usd
 from app.db import as_utc
 from app.formatting import usd_json
-from app.outcome_report import Period, Scope, monday
+from app.outcome_report import LoopShare, Period, RepoLoops, Scope, monday
 from app.tables import PULLS
-
-
-@dataclass(frozen=True, slots=True)
-class LoopShare:
-    pull_requests: int
-    rounds: int
-    spend: Decimal
-    in_rounds: Decimal
-
-    @property
-    def share(self) -> Decimal | None:
-        return self.in_rounds / self.spend if self.spend else None
-
-
-@dataclass(frozen=True, slots=True)
-class RepoLoops:
-    repo: str
-    period: LoopShare
-    previous: LoopShare  # the period of equal length before
-    weeks: tuple[tuple[date, LoopShare], ...]  # Monday of each week with closed PRs
 
 
 def _share(rows: list[Any]) -> LoopShare:

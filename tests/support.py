@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.budget import Limits
+from app.cache_savings import CacheDay
 from app.repo_config import ConfigResult
 from app.report import (
     ActorSpend,
@@ -148,7 +149,17 @@ def make_facts(**changes: Any) -> ReportFacts:
         generated_at=T0 + timedelta(hours=5, minutes=2),
         public_url="https://tokentrail.example.com/",
     )
-    return replace(facts, **changes)
+    facts = replace(facts, **changes)
+    if "cache_days" in changes:
+        return facts
+    # The shell sums cache tokens by model and day; here all of a model's are on the report's day.
+    day = facts.generated_at.date()
+    return replace(
+        facts,
+        cache_days=tuple(
+            CacheDay(m.model, m.provider, day, m.cache_read_tokens, m.cache_write_tokens) for m in facts.by_model
+        ),
+    )
 
 
 def make_report(**changes: Any) -> PullRequestReport:

@@ -13,13 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.dashboard import COOKIE
-from app.formatting import format_usd
+from app.formatting import format_pct, format_usd
 from app.settings import Settings
 from tests.dashboard_seed import PERIOD, WIDGETS, seeded_client
 from tests.support import SAME_ORIGIN, sign_in
 
 # No chart ranks people by spend (issue 15): authors are a table by name, with outcomes beside spend.
 OVERVIEW_CHARTS = ["chart-spend", "chart-outcomes", "chart-merged", "chart-agents", "chart-branches"]
+# A repository's page draws its weekly share of spend in review rounds too.
+REPO_CHARTS = ["chart-spend", "chart-outcomes", "chart-merged", "chart-review-loops", "chart-agents", "chart-branches"]
 
 
 class Outline(HTMLParser):
@@ -179,7 +181,12 @@ def test_repository_page_shows_the_report_figures(seeded: tuple[TestClient, dict
     page = client.get(f"/dashboard/{WIDGETS}", params=PERIOD)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
-    _assert_accessible(html, OVERVIEW_CHARTS)
+    _assert_accessible(html, REPO_CHARTS)
+    # The trend chart's points are the weekly shares of the JSON (the table below repeats them as text).
+    for loops in body["review_loops"]:
+        for week in loops["by_week"]:
+            assert f"wk {week['week'][5:]}: {format_pct(Decimal(week['share']))}" in html
+    assert body["cache"]["cache_read_tokens"] == 0 and 'data-figure="cache">No call in the period' in html
 
     assert f'data-figure="total">{usd(body["cost_usd"])}<' in html
     assert f'data-figure="wasted">{usd(body["spend_that_produced_nothing_usd"])}<' in html

@@ -336,3 +336,11 @@ def test_the_tail_after_the_last_push_is_named_for_the_pr_state(state: Any, labe
     assert report.timeline[-1].sha is None
     body = render_comment(report)
     assert f"*{label}*" in body and other not in body
+
+
+def test_the_cache_line_is_left_out_when_no_model_with_cache_tokens_is_priced() -> None:
+    mystery = make_model(model="mystery-model-x", provider="acme-internal", unpriced_records=1102)
+    body = render_comment(make_configured_report(by_model=(mystery,)))
+    assert "| mystery-model-x |" in body and "Cache:" not in body  # not "$0.00 saved … left out"
+    priced = render_comment(make_configured_report(by_model=(make_model(), mystery)))
+    assert "Cache: reads saved $14.58" in priced and "(1 model without a known price left out)" in priced

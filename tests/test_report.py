@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from app.budget import Limits
-from app.formatting import per_line_json
+from app.formatting import per_line_json, usd_json
+from app.pricing import cache_prices
 from app.repo_config import parse_repo_config
 from app.report import (
     PushInterval,
@@ -229,7 +230,7 @@ def test_summary_json_is_the_design_contract() -> None:
     summary = make_report(reviews=(make_review(),), limits=Limits(max_cost_per_pr=Decimal(25))).summary_json()
     assert list(summary) == [
         "repo", "number", "title", "author", "state", "head_ref", "head_sha", "diff", "usage",
-        "cost_per_changed_line_usd", "by_model", "by_actor", "by_source", "review", "budget",
+        "cost_per_changed_line_usd", "by_model", "by_actor", "by_source", "review", "budget", "cache",
     ]  # fmt: skip
     assert summary["diff"] == {"additions": 420, "deletions": 96, "changed_files": 12, "changed_lines": 516}
     assert summary["usage"] == {
@@ -261,6 +262,33 @@ def test_summary_json_is_the_design_contract() -> None:
     }
     assert summary["budget"] == {"status": "pass", "reasons": ["$12.48 within max_cost_per_pr $25.00 (50 %)"]}
     assert (summary["repo"], summary["number"], summary["state"]) == ("acme/widgets", 482, "open")
+    day = make_report().generated_at.date()
+    sonnet, gpt = cache_prices("anthropic", "claude-sonnet-4-5", day), cache_prices("openai", "gpt-5", day)
+    assert sonnet is not None and gpt is not None
+    saved = 5_400_000 * (sonnet[0] - sonnet[1]) + 200_000 * (gpt[0] - gpt[1])
+    writes = 150_000 * sonnet[2] + 50_000 * gpt[2]
+    assert summary["cache"] == {
+        "cache_read_tokens": 5_600_000,
+        "cache_write_tokens": 200_000,
+        "cache_read_share": "0.8116",  # 5.6 M of 6.9 M input tokens
+        "reads_saved_usd": usd_json(saved),
+        "writes_cost_usd": usd_json(writes),
+        "unpriced_models": 0,
+    }
+
+
+def test_summary_json_cache_is_null_money_when_no_model_is_priced() -> None:
+    mystery = make_model(model="mystery-model-x", provider="acme-internal", unpriced_records=1102)
+    summary = make_report(by_model=(mystery,)).summary_json()
+    assert summary["cache"]["reads_saved_usd"] is None and summary["cache"]["writes_cost_usd"] is None
+    assert summary["cache"]["unpriced_models"] == 1
+    nothing = make_model(cache_read_tokens=0, cache_write_tokens=0)
+    empty = make_report(by_model=(nothing,), totals=make_totals(cache_read_tokens=0, cache_write_tokens=0))
+    assert empty.cache is None
+    assert empty.summary_json()["cache"] == {
+        "cache_read_tokens": 0, "cache_write_tokens": 0, "cache_read_share": "0.0000", "reads_saved_usd": "0",
+        "writes_cost_usd": "0", "unpriced_models": 0,
+    }  # fmt: skip
 
 
 def test_summary_json_money_is_decimal_strings() -> None:

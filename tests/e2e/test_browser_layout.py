@@ -11,6 +11,7 @@ Screenshots of each page at each width are saved under test-artifacts/layout/ fo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def test_no_text_overflows_on_any_page_at_desktop_and_phone_width(
         # Long names, as real repositories and branches have them, on a PR of their own.
         long_branch = "feature/" + "very-long-branch-name-" * 4 + "end"
         seed_long_names(http, tokens["acme"], branch=long_branch)
+        seed_cache_sessions(http, tokens["acme"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: dict[str, list[str]] = {}
     for label, url in _pages(server.url).items():
@@ -104,3 +106,41 @@ def seed_long_names(http: httpx.Client, token: str, *, branch: str) -> None:
     }
     answer = http.post("/v1/usage", json=[record], headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200 and not answer.json()["rejected"], answer.text
+
+
+def seed_cache_sessions(http: httpx.Client, token: str) -> None:
+    """Sessions on PR #1 that read their cache, and one with a long id that hardly does: the PR page lists it in
+    its table of sessions far below the repository's cache-read share, and shows the cache line."""
+    sessions = [
+        ("layout-a", 20_000, 80_000),
+        ("layout-b", 15_000, 85_000),
+        ("session-" + "0123456789abcdef" * 4, 90_000, 10_000),
+    ]
+    records = [
+        {
+            "id": f"cache-{index}",
+            "timestamp": f"2026-10-05T10:{10 + index}:00+00:00",
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "input_tokens": uncached,
+            "cache_read_tokens": reads,
+            "cache_write_tokens": 5_000,
+            "output_tokens": 100,
+            "cost_usd": "0",  # the seeded history's figures stay as they are
+            "repo": WIDGETS,
+            "branch": "feat/cache",
+            "session_id": session,
+            "actor": "alice",
+            "agent": "claude-code",
+        }
+        for index, (session, uncached, reads) in enumerate(sessions)
+    ]
+    auth = {"Authorization": f"Bearer {token}"}
+    answer = http.post("/v1/usage", json=records, headers=auth)
+    assert answer.status_code == 200 and not answer.json()["rejected"], answer.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the server's worker has matched them to PR #1
+        if http.get(f"/v1/repos/{WIDGETS}/pulls/1", headers=auth).json()["cache"]["cache_read_tokens"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the cache sessions were not matched to PR #1")
