@@ -90,7 +90,11 @@ def codex_events(session: str, responses: list[CodexCounts], *, first: int = 0) 
             {"timeUnixNano": _nanos(_at(index)), "attributes": [_attribute(k, v) for k, v in attributes.items()]}
         )
     resource = {"attributes": [_attribute("service.name", "codex_cli_rs")]}
-    logs = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"scope": {"name": "codex_otel"}, "logRecords": records}]}]}
+    logs = {
+        "resourceLogs": [
+            {"resource": resource, "scopeLogs": [{"scope": {"name": "codex_otel"}, "logRecords": records}]}
+        ]
+    }
     return json.dumps(logs).encode()
 
 
@@ -129,7 +133,11 @@ def gemini_events(session: str, replies: list[GeminiCounts]) -> bytes:
             {"timeUnixNano": _nanos(_at(index)), "attributes": [_attribute(k, v) for k, v in attributes.items()]}
         )
     resource = {"attributes": [_attribute("service.name", "gemini-cli"), _attribute("session.id", session)]}
-    logs = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"scope": {"name": "gemini-cli"}, "logRecords": records}]}]}
+    logs = {
+        "resourceLogs": [
+            {"resource": resource, "scopeLogs": [{"scope": {"name": "gemini-cli"}, "logRecords": records}]}
+        ]
+    }
     return json.dumps(logs).encode()
 
 
