@@ -61,14 +61,19 @@ def number_calls(session: Session, owner: str, items: Items) -> Items:
             if not name.endswith(NUMBERED):
                 calls.append(name)
                 continue
-            number = known.get((record.source, name, record.id))
-            if number is None:
-                number = known[record.source, name, record.id] = highest.get((record.source, name), 0) + 1
-                highest[record.source, name] = number
+            key = (record.source, name, record.id)
+            if key not in known:  # a record not numbered before: the next number of its name, from its source
+                known[key] = highest[record.source, name] = highest.get((record.source, name), 0) + 1
                 new_rows.append(
-                    {"owner": owner, "source": record.source, "call_id": name, "record_id": record.id, "number": number}
+                    {
+                        "owner": owner,
+                        "source": record.source,
+                        "call_id": name,
+                        "record_id": record.id,
+                        "number": known[key],
+                    }
                 )
-            calls.append(f"{name}{number}")
+            calls.append(f"{name}{known[key]}")
         numbered.append(
             (replace(record, call_ids=tuple(calls)), priced) if calls != list(record.call_ids) else (record, priced)
         )

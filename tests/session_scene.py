@@ -141,9 +141,10 @@ def gemini_events(session: str, replies: list[GeminiCounts]) -> bytes:
     return json.dumps(logs).encode()
 
 
-def copilot_spans(conversation: str, calls: list[tuple[int, int]], *, window: str = "window-1") -> bytes:
-    """Copilot Chat `chat` spans as its OTel file exporter writes them (one serialized span a line): the
-    conversation on the span (`gen_ai.conversation.id`), the VS Code window's `session.id` on the resource."""
+def copilot_spans(conversation: str, calls: list[tuple[int, int]], *, service: str = "copilot-chat") -> bytes:
+    """Copilot `chat` spans as its OTel file exporter writes them (one serialized span a line), the conversation
+    on the span (`gen_ai.conversation.id`): VS Code's Copilot Chat (`copilot-chat`, the window's `session.id` on
+    the resource) or the Copilot CLI (`github-copilot`)."""
     lines = []
     for index, (input_tokens, output_tokens) in enumerate(calls):
         started = _at(index)
@@ -161,8 +162,8 @@ def copilot_spans(conversation: str, calls: list[tuple[int, int]], *, window: st
         lines.append(
             {"traceId": f"{index + 1:032x}", "spanId": f"{index + 1:016x}", "name": "chat gpt-4o", "kind": 2,
              "startTime": [seconds, 0], "endTime": [seconds + 3, 0], "attributes": attributes,
-             "resource": {"attributes": {"service.name": "copilot-chat", "session.id": window}},
-             "instrumentationScope": {"name": "copilot-chat"}}
+             "resource": {"attributes": {"service.name": service, "session.id": f"{service}-window"}},
+             "instrumentationScope": {"name": service}}
         )  # fmt: skip
     return _jsonl(lines)
 

@@ -53,12 +53,11 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
-def _copilot_request(calls: list[tuple[int, int]]) -> bytes:
+def _copilot_request(calls: list[tuple[int, int]], service: str = "copilot-chat") -> bytes:
     """What `tokentrail import copilot` sends of the exporter's file, and also what the live OTLP export carries:
     the same spans, with no repository attribute."""
-    return b"".join(
-        line for raw in copilot_spans(CONVERSATION, calls).splitlines(True) if (line := copilot_span_line(raw))
-    )
+    spans = copilot_spans(CONVERSATION, calls, service=service).splitlines(True)
+    return b"".join(line for raw in spans if (line := copilot_span_line(raw)))
 
 
 def _rows(factory: sessionmaker[Session]) -> list[tuple[str, str, str | None, str | None]]:
@@ -131,21 +130,22 @@ def test_another_owners_chat_file_never_attributes_my_gemini_events(
 # --- Copilot Chat ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("service", ["copilot-chat", "github-copilot"])  # VS Code's Copilot Chat, the Copilot CLI
 def test_copilot_spans_wait_for_the_imported_file_then_land_on_the_pull_request(
-    client: TestClient, app: FastAPI, factory: sessionmaker[Session]
+    client: TestClient, app: FastAPI, factory: sessionmaker[Session], service: str
 ) -> None:
     auth = auth_of(factory)
     open_pull(client)
-    spans = post(client, TRACES, _copilot_request(CALLS), {**auth, **NDJSON})
+    spans = post(client, TRACES, _copilot_request(CALLS, service), {**auth, **NDJSON})
     assert (spans["accepted"], spans["rejected"]) == (3, [])
     assert waiting(factory) == 3
     assert client.get(f"/v1/repos/{REPO}/usage", headers=auth).json()["records"] == 0
     # The exporter's file, imported in the checkout after the first two calls.
-    imported = post(client, TRACES, _copilot_request(CALLS[:2]), {**auth, **HEADERS, **NDJSON})
+    imported = post(client, TRACES, _copilot_request(CALLS[:2], service), {**auth, **HEADERS, **NDJSON})
     assert imported["accepted"] == 2
     assert waiting(factory) == 0
     _assert_on_pull(client, app, auth, 3, sum(output for _, output in CALLS))
-    again = post(client, TRACES, _copilot_request(CALLS), {**auth, **NDJSON})
+    again = post(client, TRACES, _copilot_request(CALLS, service), {**auth, **NDJSON})
     assert (again["accepted"], again["duplicates"]) == (0, 3)
 
 

@@ -46,9 +46,15 @@ class NotMine:
 NOT_MINE = NotMine()
 TELEMETRY_SOURCE = "otlp"
 # A telemetry agent whose records may name no repository -> the source of the records that attribute its sessions:
-# Codex's rollout (app.sources.codex); Gemini CLI's chat file (app.sources.gemini); Copilot Chat's own spans, read
-# back from its OTel file exporter by `tokentrail import copilot` in the checkout they ran in (app.local.agent_files).
-SESSION_SOURCES: Mapping[str, str] = {"codex": "codex", "gemini-cli": "gemini", "copilot-chat": TELEMETRY_SOURCE}
+# Codex's rollout (app.sources.codex); Gemini CLI's chat file (app.sources.gemini); Copilot's own spans (VS Code's
+# Copilot Chat is service `copilot-chat`, the Copilot CLI `github-copilot`), read back from its OTel file exporter
+# by `tokentrail import copilot` in the checkout they ran in (app.local.agent_files).
+SESSION_SOURCES: Mapping[str, str] = {
+    "codex": "codex",
+    "gemini-cli": "gemini",
+    "copilot-chat": TELEMETRY_SOURCE,
+    "github-copilot": TELEMETRY_SOURCE,
+}
 NUMBERED = "#"  # a call id ending in it is numbered by the store (`app.call_numbers`): "…#k", its k-th occurrence
 _MAX_CALL_ID = 240  # room left for the number within the 255 characters a call id may have
 
