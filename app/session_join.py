@@ -147,7 +147,8 @@ def _release(session: Session, owner: str, files: dict[SessionKey, Attribution],
             record = record.with_attribution(attribution)
             if not calls.intersection(record.call_ids):
                 released.append((record, price_nanousd(record)))
-        session.execute(sa.delete(UNATTRIBUTED).where(u.pk.in_(done)))
+        if done:
+            session.execute(sa.delete(UNATTRIBUTED).where(u.pk.in_(done)))
     return released
 
 

@@ -47,8 +47,9 @@ class CallNumber(SQLModel, table=True):
 
     __tablename__ = "usage_call_numbers"
 
+    # Key order: a batch looks its names up by (owner, call id).
     owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
-    source: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
     call_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))  # the call id before its number
+    source: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
     record_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
     number: int

@@ -4,12 +4,15 @@ requests, and a redelivered event or a re-imported file still counts nothing twi
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.main import create_app
@@ -131,3 +134,49 @@ def test_two_identical_gemini_replies_are_two_calls_from_chat_and_telemetry(
     events = post(client, LOGS, gemini_events("7c1f9a52", [reply, reply]), {**auth, **HEADERS})
     assert (events["accepted"], events["duplicates"]) == (0, 2)
     assert pull_usage(client, app, auth)["records"] == 2
+
+
+@st.composite
+def _deliveries(draw: st.DrawFn) -> tuple[list[tuple[int, int, int, int]], list[tuple[str, int, int]]]:
+    """Responses (often identical), and the order things reach the server: telemetry chunks in order, some sent
+    again, and the rollout imported as it grew (each import a longer prefix), the whole rollout last."""
+    responses = draw(st.lists(st.sampled_from([SAME, OTHER]), min_size=1, max_size=5))
+    cuts = sorted(draw(st.sets(st.integers(1, len(responses)), max_size=3)) | {len(responses)})
+    chunks = list(zip([0, *cuts[:-1]], cuts, strict=True))
+    steps: list[tuple[str, int, int]] = []
+    sent = 0
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["events", "again", "rollout"]))
+        if kind == "events" and sent < len(chunks):
+            steps.append(("events", *chunks[sent]))
+            sent += 1
+        elif kind == "again" and sent:
+            steps.append(("events", *chunks[draw(st.integers(0, sent - 1))]))
+        elif kind == "rollout":
+            steps.append(("rollout", 0, draw(st.integers(1, len(responses)))))
+    steps += [("events", *chunk) for chunk in chunks[sent:]]
+    steps.append(("rollout", 0, len(responses)))
+    return responses, steps
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=_deliveries())
+def test_every_response_counts_once_in_any_order_of_arrival(
+    client: TestClient,
+    factory: sessionmaker[Session],
+    scenario: tuple[list[tuple[int, ...]], list[tuple[str, int, int]]],
+) -> None:
+    responses, steps = scenario
+    owner = f"o{uuid.uuid4().hex[:10]}"  # each example its own tenant and conversation
+    session, auth = str(uuid.uuid4()), auth_of(factory, owner)
+    remote = f"git@github.com:{owner}/widgets.git"
+    for kind, start, end in steps:
+        if kind == "events":
+            post(client, LOGS, codex_events(session, responses[start:end], first=start), auth)
+        else:
+            post(client, ROLLOUTS, codex_rollout(session, responses[:end], remote=remote), {**auth, **NDJSON})
+        counted = client.get(f"/v1/repos/{owner}/widgets/usage", headers=auth).json()
+        assert counted["records"] <= len(responses)  # never a response twice, whatever arrived so far
+    counted = client.get(f"/v1/repos/{owner}/widgets/usage", headers=auth).json()
+    assert counted["records"] == len(responses)
+    assert counted["output_tokens"] == sum(r[2] for r in responses)

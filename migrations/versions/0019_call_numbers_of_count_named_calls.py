@@ -22,11 +22,11 @@ def upgrade() -> None:
     op.create_table(
         'usage_call_numbers',
         sa.Column('owner', sa.String(length=100), nullable=False),
-        sa.Column('source', sa.String(length=32), nullable=False),
         sa.Column('call_id', sa.String(length=255), nullable=False),
+        sa.Column('source', sa.String(length=32), nullable=False),
         sa.Column('record_id', sa.String(length=255), nullable=False),
         sa.Column('number', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('owner', 'source', 'call_id', 'record_id', name=op.f('pk_usage_call_numbers')),
+        sa.PrimaryKeyConstraint('owner', 'call_id', 'source', 'record_id', name=op.f('pk_usage_call_numbers')),
     )
 
 
