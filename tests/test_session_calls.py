@@ -123,6 +123,19 @@ def test_a_redelivered_waiting_event_stays_one_call(
     _assert_pull_has(client, app, auth, [SAME, SAME])
 
 
+def test_another_owners_events_of_my_conversation_never_shift_my_call_numbers(
+    client: TestClient, app: FastAPI, factory: sessionmaker[Session]
+) -> None:
+    mine, theirs = auth_of(factory), auth_of(factory, "mallory")
+    open_pull(client)
+    # mallory sends two responses of my conversation id with my counts first: numbers 1 and 2 of mallory's own.
+    assert post(client, LOGS, codex_events(SESSION, [SAME, SAME]), theirs)["accepted"] == 2
+    assert post(client, LOGS, codex_events(SESSION, [SAME]), mine)["accepted"] == 1  # still my first
+    post(client, ROLLOUTS, codex_rollout(SESSION, [SAME, SAME]), {**mine, **NDJSON})
+    _assert_pull_has(client, app, mine, [SAME, SAME])  # not three: my event is my rollout's first response
+    assert waiting(factory) == 2  # mallory's wait for a rollout of mallory's
+
+
 def test_two_identical_gemini_replies_are_two_calls_from_chat_and_telemetry(
     client: TestClient, app: FastAPI, factory: sessionmaker[Session]
 ) -> None:
