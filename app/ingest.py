@@ -96,7 +96,7 @@ def admit(batch: ParsedBatch, *, owner: str, fallback: Attribution, now: datetim
             record = record.with_attribution(fallback)
         repo = record.attribution.repo
         if repo is None:
-            if not waits_for_session(record):  # Codex telemetry waits for its rollout
+            if not waits_for_session(record):  # agent telemetry waits for its session's file (app.session_join)
                 refused.append(
                     Rejection(position, "no repository: set repo, or send the x-vcs-repository-url-full header")
                 )

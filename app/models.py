@@ -113,9 +113,9 @@ class UsageCall(SQLModel, table=True):
 
 
 class UnattributedUsage(SQLModel, table=True):
-    """A usage record that names no repository yet and waits for its session's transcript to name one: Codex
-    telemetry until the rollout of its conversation arrives (app.session_join). It counts nowhere until then;
-    (owner, source, record_id) dedupes a redelivery as in `usage`."""
+    """A usage record that names no repository yet and waits for its session's transcript to name one: Codex,
+    Gemini CLI or Copilot telemetry until the agent's own file of that session arrives (app.session_join). It
+    counts nowhere until then; (owner, source, record_id) dedupes a redelivery as in `usage`."""
 
     __tablename__ = "usage_unattributed"
     __table_args__ = (sa.UniqueConstraint("owner", "source", "record_id"), sa.Index(None, "owner", "session_id"))

@@ -1,6 +1,6 @@
 """Tables of the OTLP batch state (`app.agent_state`): the last point of each cumulative metric series and what is
-known of each agent session, both per owner. `app.models` imports this module, so they are registered (and
-migrated) with every other table."""
+known of each agent session, both per owner; and the occurrence numbers of count-named calls (`app.call_numbers`).
+`app.models` imports this module, so they are registered (and migrated) with every other table."""
 
 from __future__ import annotations
 
@@ -38,3 +38,18 @@ class AgentSession(SQLModel, table=True):
     commit: str | None = Field(default=None, sa_type=sa.String(40))
     branch_since: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class CallNumber(SQLModel, table=True):
+    """Which occurrence of a count-named call one record is (`app.call_numbers`): the k-th record of one source
+    reporting the same token counts in one session of an owner. Kept, so that a record sent again gets its number
+    again and the next new one the next number, whether or not the record itself was stored."""
+
+    __tablename__ = "usage_call_numbers"
+
+    # Key order: a batch looks its names up by (owner, call id).
+    owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
+    call_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))  # the call id before its number
+    source: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    record_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    number: int

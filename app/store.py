@@ -302,6 +302,7 @@ def _write_batch(session: Session, batch: _Batch) -> int:
         batch.items, batch.repos = batch.prepare(session, batch.items, batch.repos)
     sqlite = session.get_bind().dialect.name == "sqlite"
     batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
+    _dedupe_calls_in_batch(batch)  # after the join has numbered the calls agents name by their token counts
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
     if has_calls:
@@ -347,7 +348,6 @@ def store_usage(
     priced = list(prices) if prices is not None else [price_nanousd(record) for record in records]
     unique = _keep_largest(zip(records, priced, strict=True))
     batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique, prepare=prepare)
-    _dedupe_calls_in_batch(batch)
     if factory.kw["bind"].dialect.name == "sqlite":
         accepted = group_for(factory, _write_batch).submit(factory, batch)
     else:

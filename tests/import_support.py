@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from app.cli import main
 from app.records import UsageRecord
-from tests.conftest import LiveServer
+from tests.conftest import FIXTURES, LiveServer
 from tests.git_checkouts import make_repo
 
 CLAUDE_MODEL = "claude-sonnet-4-5-20250929"
@@ -191,3 +192,23 @@ def requests_sent(out: str) -> int:
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "src" / "widgets", origin="git@github.com:Acme/Widgets.git")
+
+
+GEMINI_CHATS = ("session-2025-10-15T09-00-7c1f9a52.json", "session-2025-10-16T14-00-9d2e8b41.jsonl")
+
+
+def gemini_project_chats(home: Path, folder: Path) -> Path:
+    """Gemini CLI's chats of a project (the two fixture chats), under the hash gemini-cli gives that folder."""
+    project = hashlib.sha256(str(folder).encode()).hexdigest()
+    chats = home / ".gemini" / "tmp" / project / "chats"
+    chats.mkdir(parents=True)
+    for name in GEMINI_CHATS:
+        text = (
+            (FIXTURES / "gemini" / name)
+            .read_text()
+            .replace("5b3e0f4e0c2bd1c4e76bb5c4b0a3bd1d2f5d0e6f7c4f3c6c1b3e9a3d2b7c8e91", project)
+        )
+        (chats / name).write_text(text)
+    # gemini-cli keeps the prompts' log next to the chats: it is never read.
+    (chats.parent / "logs.json").write_text(json.dumps([{"sessionId": "x", "type": "user", "message": "secret"}]))
+    return chats

@@ -12,12 +12,21 @@ import pytest
 from app.local.agent_files import copilot_span_line, gemini_lines, project_folder
 from app.sources import gemini, otlp
 from tests.conftest import FIXTURES, LiveServer
-from tests.import_support import checkout, counts, requests_sent, run_import, server_totals, totals_of
+from tests.import_support import (
+    GEMINI_CHATS,
+    checkout,
+    counts,
+    gemini_project_chats,
+    requests_sent,
+    run_import,
+    server_totals,
+    totals_of,
+)
 from tests.import_support import expected_totals as totals_expected
 
 GEMINI = FIXTURES / "gemini"
 __all__ = ["checkout"]  # the fixture, shared with the Claude Code and Codex import tests
-CHATS = ("session-2025-10-15T09-00-7c1f9a52.json", "session-2025-10-16T14-00-9d2e8b41.jsonl")
+CHATS = GEMINI_CHATS
 
 
 @pytest.fixture(autouse=True)
@@ -31,23 +40,6 @@ def _home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return home
 
 
-def _project_chats(home: Path, folder: Path) -> Path:
-    """Gemini CLI's chats of a project, under the hash gemini-cli gives that folder."""
-    project = hashlib.sha256(str(folder).encode()).hexdigest()
-    chats = home / ".gemini" / "tmp" / project / "chats"
-    chats.mkdir(parents=True)
-    for name in CHATS:
-        text = (
-            (GEMINI / name)
-            .read_text()
-            .replace("5b3e0f4e0c2bd1c4e76bb5c4b0a3bd1d2f5d0e6f7c4f3c6c1b3e9a3d2b7c8e91", project)
-        )
-        (chats / name).write_text(text)
-    # gemini-cli keeps the prompts' log next to the chats: it is never read.
-    (chats.parent / "logs.json").write_text(json.dumps([{"sessionId": "x", "type": "user", "message": "secret"}]))
-    return chats
-
-
 def test_gemini_chats_are_imported_from_the_default_folder_and_attributed_by_their_project(
     live_server: LiveServer,
     token: str,
@@ -56,7 +48,7 @@ def test_gemini_chats_are_imported_from_the_default_folder_and_attributed_by_the
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    chats = _project_chats(tmp_path / "home", checkout)
+    chats = gemini_project_chats(tmp_path / "home", checkout)
     # A subagent's chat sits in a folder named after its parent session.
     subagent = chats / "7c1f9a52-3b0e-4d6a-9e8f-2a1b3c4d5e6f" / "0a1b2c3d-sub.jsonl"
     subagent.parent.mkdir()

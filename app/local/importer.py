@@ -199,6 +199,14 @@ class Importer:
             self.totals.lines += len(raw_lines)
             lines = [line for line in map(copilot_span_line, raw_lines) if line is not None]
         repo_url, actor, folders = self.repo or self.resolve(cwd), self.identify(cwd), {_where(cwd, path)}
+        if repo_url is None and self.source.name == "copilot":
+            # The server would take these spans for live telemetry and keep them waiting for a file that names
+            # their repository: this import is that file, so without one nothing is sent and the summary says so.
+            unattributed = len(self.source.parse(b"".join(lines), ndjson=True).records)
+            self.totals.rejected += unattributed
+            self.totals.no_repository += unattributed
+            self.totals.unattributed_folders.update(folders)
+            return
         chunk = Chunk(actor=actor)
         for line in lines:
             if len(line) + len(prefix or b"") > self.batch_bytes:

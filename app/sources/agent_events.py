@@ -13,17 +13,21 @@ gemini_cli.api_response`, `model`, `duration_ms`, `input_token_count` (Gemini's 
 included), `cached_content_token_count`, `output_token_count` (candidatesTokenCount, thoughts NOT included),
 `thoughts_token_count`, `tool_token_count` (toolUsePromptTokenCount, billed as input), `prompt_id`, and the
 common `session.id` / `user.email`. Its second record of the same response
-(`gen_ai.client.inference.operation.details`) repeats the usage and is not read.
+(`gen_ai.client.inference.operation.details`) repeats the usage and is not read. The `session.id` is gemini-cli's
+`config.getSessionId()`, which its chat file records as `sessionId`: events that name no repository wait for the
+chat file (`tokentrail import gemini`) to attribute them.
 
 A rollout (or a Gemini chat file) and the telemetry of the same session report the same model calls. Both name
-each call by `usage_call_id` (agent, session and the call's token counts), so the records of one owner sharing
-it are one call (DESIGN §2), whichever arrived first.
+each call by `usage_call_id` (agent, session, the call's token counts and, numbered by the store, which
+occurrence of those counts it is), so the records of one owner sharing it are one call (DESIGN §2), whichever
+arrived first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from app.parsing import to_datetime, to_int
@@ -40,24 +44,52 @@ class NotMine:
 
 
 NOT_MINE = NotMine()
-ROLLOUT_SOURCE = "codex"  # the records of an imported Codex rollout (app.sources.codex)
+TELEMETRY_SOURCE = "otlp"
+# A telemetry agent whose records may name no repository -> the source of the records that attribute its sessions:
+# Codex's rollout (app.sources.codex); Gemini CLI's chat file (app.sources.gemini); Copilot's own spans (VS Code's
+# Copilot Chat is service `copilot-chat`, the Copilot CLI `github-copilot`), read back from its OTel file exporter
+# by `tokentrail import copilot` in the checkout they ran in (app.local.agent_files).
+SESSION_SOURCES: Mapping[str, str] = {
+    "codex": "codex",
+    "gemini-cli": "gemini",
+    "copilot-chat": TELEMETRY_SOURCE,
+    "github-copilot": TELEMETRY_SOURCE,
+}
+NUMBERED = "#"  # a call id ending in it is numbered by the store (`app.call_numbers`): "…#k", its k-th occurrence
+_MAX_CALL_ID = 240  # room left for the number within the 255 characters a call id may have
 
 
 def waits_for_session(record: UsageRecord) -> bool:
-    """A Codex telemetry record that names no repository: it is accepted, and waits for the rollout of its
-    conversation to attribute it (`app.session_join`)."""
+    """Telemetry of an agent of `SESSION_SOURCES` that names no repository: it is accepted, and waits for a record
+    of its session from that agent's own file to attribute it (`app.session_join`)."""
     return (
-        record.agent == "codex"
-        and record.source != ROLLOUT_SOURCE
+        record.agent in SESSION_SOURCES
+        and record.source == TELEMETRY_SOURCE
         and record.session_id is not None
         and record.attribution.repo is None
     )
 
 
+def attributes_session(record: UsageRecord) -> bool:
+    """A record of an agent's own file (`SESSION_SOURCES`) that names a repository: its session's waiting telemetry
+    takes that repository, branch and commit."""
+    return (
+        record.agent is not None
+        and SESSION_SOURCES.get(record.agent) == record.source
+        and record.session_id is not None
+        and record.attribution.repo is not None
+    )
+
+
 def usage_call_id(agent: str, session: str, *counts: int) -> str:
     """One model call of an agent session, named by its token counts as the agent itself reports them: the
-    rollout or chat file and the telemetry of the same session give the same name, so the call counts once."""
-    return f"{agent}:{session}:" + ":".join(str(count) for count in counts)
+    rollout or chat file and the telemetry of the same session give the same name. Two calls of a session can
+    report the same counts, so the name ends in `NUMBERED` and the store appends which occurrence of it a record
+    is, counted per source in arrival order: the k-th in the file is the k-th in the telemetry, and counts once."""
+    name = f"{agent}:{session}:" + ":".join(str(count) for count in counts)
+    if len(name) > _MAX_CALL_ID:  # a very long session id: the same digest on both sides
+        name = f"{agent}:sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    return name + NUMBERED
 
 
 def event_name(item: Item, attributes: dict[str, Any]) -> str | None:

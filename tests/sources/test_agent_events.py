@@ -76,7 +76,7 @@ def test_codex_fixture_reads_the_completed_responses_only() -> None:
         actor="alice@acme.test",
         agent="codex",
         session_id=CONVERSATION,
-        call_ids=(f"codex:{CONVERSATION}:8000:6000:400:256",),
+        call_ids=(f"codex:{CONVERSATION}:8000:6000:400:256#",),
     )
     assert first.id.startswith(f"{CONVERSATION}:")
     assert [r.model for r in batch.records] == ["gpt-5-codex", "gpt-5-codex", "gpt-5", "gpt-5"]

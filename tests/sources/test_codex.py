@@ -107,7 +107,7 @@ def test_rollout_with_repeats_and_a_model_switch() -> None:
             cache_read_tokens=6000,
             output_tokens=400,
             reasoning_tokens=256,
-            call_ids=(f"codex:{SESSION}:8000:6000:400:256",),  # as codex.sse_event names it
+            call_ids=(f"codex:{SESSION}:8000:6000:400:256#",),  # as codex.sse_event names it
             **common,
         ),
         UsageRecord(
@@ -118,7 +118,7 @@ def test_rollout_with_repeats_and_a_model_switch() -> None:
             cache_read_tokens=8000,
             output_tokens=300,
             reasoning_tokens=128,
-            call_ids=(f"codex:{SESSION}:9500:8000:300:128",),  # as codex.sse_event names it
+            call_ids=(f"codex:{SESSION}:9500:8000:300:128#",),  # as codex.sse_event names it
             **common,
         ),
         UsageRecord(
@@ -129,7 +129,7 @@ def test_rollout_with_repeats_and_a_model_switch() -> None:
             cache_read_tokens=10000,
             output_tokens=400,
             reasoning_tokens=256,
-            call_ids=(f"codex:{SESSION}:13000:10000:400:256",),  # as codex.sse_event names it
+            call_ids=(f"codex:{SESSION}:13000:10000:400:256#",),  # as codex.sse_event names it
             **common,
         ),
     ]
