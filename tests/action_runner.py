@@ -196,6 +196,19 @@ class Runner:
         return Run(done.returncode, done.stdout, done.stderr, summary.read_text(), parse_outputs(outputs.read_text()))
 
 
+def comment_run(repository: str = REPO) -> dict[str, Any]:
+    """The claims GitHub puts in an `issue_comment` run's token: the default branch's ref, no head or base ref."""
+    return {
+        "sub": f"repo:{repository}:ref:refs/heads/main",
+        "ref": "refs/heads/main",
+        "sha": "d" * 40,
+        "head_ref": "",
+        "base_ref": "",
+        "event_name": "issue_comment",
+        "job_workflow_ref": f"{repository}/.github/workflows/claude.yml@refs/heads/main",
+    }
+
+
 def pull_event(**overrides: Any) -> dict[str, Any]:
     """The event payload the job sees; only the PR's identity matters to the Action (the server has its own copy
     of the facts from the webhook)."""

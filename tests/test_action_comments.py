@@ -25,6 +25,7 @@ from tests.action_runner import (  # noqa: F401 - fixtures, requested by name
     Proxy,
     Runner,
     api_token,
+    comment_run,
     issuer,
     post_ci,
     proxy,
@@ -41,19 +42,6 @@ from tests.oidc_scene import budget_settled, seed, send_webhook, wait_for
 
 HEAD_SHA = "a" * 40  # the seeded PR's head (make_pull_request_event's default)
 OTHER = "umbrella/app"  # another owner's repository, with its own PR #7
-
-
-def comment_run(repository: str = REPO) -> dict[str, Any]:
-    """The claims GitHub puts in an `issue_comment` run's token: the default branch's ref, no head or base ref."""
-    return {
-        "sub": f"repo:{repository}:ref:refs/heads/main",
-        "ref": "refs/heads/main",
-        "sha": "d" * 40,
-        "head_ref": "",
-        "base_ref": "",
-        "event_name": "issue_comment",
-        "job_workflow_ref": f"{repository}/.github/workflows/claude.yml@refs/heads/main",
-    }
 
 
 def ci_records(factory: sessionmaker[Session]) -> list[tuple[Any, ...]]:
