@@ -2,7 +2,8 @@
 """Tokentrail's companion Action (DESIGN §8): the budget verdict of this pull request's AI spend.
 
 Standard library only, so it starts in about a second on any runner with Python 3.9 or newer. It reads the pull
-request from $GITHUB_EVENT_PATH (the head SHA from the event, not $GITHUB_SHA, which is a merge commit), proves which
+request from $GITHUB_EVENT_PATH (the head SHA from the event, not $GITHUB_SHA, which is a merge commit; a comment on
+a pull request, `issue_comment`, names only its number, and the server knows its head), proves which
 repository it runs for with the run's OIDC token (or a Tokentrail API token), asks the server for the verdict,
 appends the rendered report to the job summary, sets the step outputs `cost-usd`, `status`, `comment-url` and
 `details-url`, annotates the run, and exits 1 only when the verdict reaches `fail-on` (or when something is broken:
@@ -167,12 +168,17 @@ class Config:
 class PullRequest:
     repo: str  # owner/name of the base repository
     number: int
-    head_sha: str
-    head_repo: str | None  # None when the fork was deleted
+    head_sha: str  # "" when the event does not say (a comment)
+    head_repo: str | None  # None when the fork was deleted, or the event does not say
     head_ref: str = ""  # the PR's head branch
+    by_comment: bool = False  # the run was started by a comment on the PR (`issue_comment`)
 
     @property
     def is_fork(self) -> bool:
+        """Whether the run is a fork's, without the base repository's credentials. A comment's run never is:
+        GitHub runs `issue_comment` workflows from the base repository's default branch, with its permissions."""
+        if self.by_comment:
+            return False
         return self.head_repo is None or self.head_repo.lower() != self.repo.lower()
 
     @property
@@ -189,30 +195,53 @@ def _dig(data: Any, *keys: str) -> Any:
     return data
 
 
-def read_pull_request(config: Config) -> PullRequest | None:
-    """The PR this run is about, or None for an event that has none (push, schedule, workflow_dispatch…)."""
+def read_event(config: Config) -> Any:
     if not config.event_path:
         raise ActionError("GITHUB_EVENT_PATH is not set: this script runs as a step of a GitHub Actions job")
     try:
         with open(config.event_path, encoding="utf-8") as handle:
-            event = json.load(handle)
+            return json.load(handle)
     except (OSError, ValueError) as problem:
         raise ActionError(f"cannot read the event payload at {config.event_path}: {problem}") from None
+
+
+def _repository(event: Any, config: Config, *also: Any) -> str:
+    for found in (*also, _dig(event, "repository", "full_name"), config.repository):
+        if isinstance(found, str) and found.count("/") == 1:
+            return found
+    raise ActionError("the event payload names no repository")
+
+
+def pull_request_of(event: Any, config: Config) -> PullRequest | None:
+    """The PR this run is about, or None for an event that has none (push, schedule, a comment on an issue…)."""
     pull = _dig(event, "pull_request")
-    number = _dig(pull, "number")
-    if not isinstance(number, int):
-        return None
-    repo = _dig(pull, "base", "repo", "full_name") or _dig(event, "repository", "full_name") or config.repository
-    if not isinstance(repo, str) or repo.count("/") != 1:
-        raise ActionError("the event payload names no repository")
-    head_repo = _dig(pull, "head", "repo", "full_name")
-    return PullRequest(
-        repo=repo,
-        number=number,
-        head_sha=str(_dig(pull, "head", "sha") or ""),
-        head_repo=head_repo if isinstance(head_repo, str) else None,
-        head_ref=str(_dig(pull, "head", "ref") or ""),
-    )
+    if isinstance(pull, dict):
+        number = pull.get("number")
+        if not isinstance(number, int):
+            return None
+        head_repo = _dig(pull, "head", "repo", "full_name")
+        return PullRequest(
+            repo=_repository(event, config, _dig(pull, "base", "repo", "full_name")),
+            number=number,
+            head_sha=str(_dig(pull, "head", "sha") or ""),
+            head_repo=head_repo if isinstance(head_repo, str) else None,
+            head_ref=str(_dig(pull, "head", "ref") or ""),
+        )
+    # `issue_comment`: GitHub sends pull requests' comments as issues' comments; `issue.pull_request` (links only,
+    # no head) is there when the issue is a pull request. The head is left to the server, which knows the PR.
+    issue = _dig(event, "issue")
+    number = _dig(issue, "number")
+    if isinstance(_dig(issue, "pull_request"), dict) and isinstance(number, int):
+        return PullRequest(repo=_repository(event, config), number=number, head_sha="", head_repo=None, by_comment=True)
+    return None
+
+
+def nothing_to_check(event: Any, config: Config) -> str:
+    """Why a run without a PR has nothing to check, in the words of its event."""
+    number = _dig(event, "issue", "number")
+    if isinstance(number, int):
+        return f"{config.event_name or 'this event'} of issue #{number}, which is not a pull request: nothing to check."
+    return f"Tokentrail checks pull requests, and {config.event_name or 'this event'} is not one: nothing to check."
 
 
 # ---------------------------------------------------------------- HTTP
@@ -476,7 +505,8 @@ def report(config: Config, pr: PullRequest, client: Tokentrail, *, uploaded: int
     status = str(verdict.get("status"))
     reasons = [str(reason) for reason in verdict.get("reasons") or []]
     cost = str(verdict.get("cost_usd", ""))
-    print(f"Tokentrail: {pr.repo}#{pr.number} at {pr.head_sha[:7] or '?'} spent {usd(cost)} on AI: {status}")
+    at = pr.head_sha[:7] or ("its latest head" if pr.by_comment else "?")
+    print(f"Tokentrail: {pr.repo}#{pr.number} at {at} spent {usd(cost)} on AI: {status}")
     for reason in reasons:
         print(f"  {reason}")
     if not outcome.head_seen:
@@ -538,9 +568,12 @@ def upload_usage(config: Config, pr: PullRequest, token: str) -> int:
 
     accepted = duplicates = 0
     lines = []
+    deadline = time.monotonic() + config.wait_seconds
     for path in files:
         try:
-            done = usage_files.upload_file(path, url=url, token=token, pr=pr, post=post)
+            done = upload_waiting_for_pull(
+                path, url=url, token=token, pr=pr, post=post, config=config, deadline=deadline
+            )
         except usage_files.UploadRefused as refused:
             if refused.status in (401, 403):
                 raise ActionError(f"the Tokentrail server refused the upload of {path} {refused}") from None
@@ -562,11 +595,36 @@ def upload_usage(config: Config, pr: PullRequest, token: str) -> int:
     return accepted
 
 
+def upload_waiting_for_pull(
+    path: Any,
+    *,
+    url: str,
+    token: str,
+    pr: PullRequest,
+    post: Callable[..., Response],
+    config: Config,
+    deadline: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> usage_files.Uploaded:
+    """One upload. A 404 means the server does not know the PR the upload names by number alone (a comment's run
+    with the PR's webhook not delivered yet): with wait-seconds, ask again until they have passed."""
+    while True:
+        try:
+            return usage_files.upload_file(path, url=url, token=token, pr=pr, post=post)
+        except usage_files.UploadRefused as refused:
+            remaining = deadline - time.monotonic()
+            if refused.status != 404 or remaining <= 0:
+                raise
+            pause = min(config.poll_seconds, remaining)
+            print(f"Waiting {pause:.0f}s: {refused.detail}.", flush=True)
+            sleep(pause)
+
+
 def run(config: Config) -> int:
-    pr = read_pull_request(config)
+    event = read_event(config)
+    pr = pull_request_of(event, config)
     if pr is None:
-        event = config.event_name or "this event"
-        message = f"Tokentrail checks pull requests, and {event} is not one: nothing to check."
+        message = nothing_to_check(event, config)
         command("notice", message, title="AI spend")
         append(config.step_summary, f"### AI spend\n\n{message}\n\n")
         write_outputs(config, status="none")

@@ -1,8 +1,10 @@
 """`POST /v1/ingest/ci`: the companion Action uploads the usage files of agents that ran in the job (DESIGN §8).
 
 Authenticated by the run's GitHub Actions OIDC token alone, which writes only its own repository: records go to
-that repository and its owner, attributed to the run's PR, head branch and head SHA (`app.sources.ci_files`). The
-body is one file as written by the agent (gzip allowed); `kind` names it when its content does not tell.
+that repository and its owner, attributed to the run's PR, head branch and head SHA (`app.sources.ci_files`). A run
+started by a comment names its PR by number only; its head comes from the PR the server knows
+(`app.ci_upload.with_pull_head`). The body is one file as written by the agent (gzip allowed); `kind` names it when
+its content does not tell.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from app import metrics
 from app.attribution import attribution_from_headers
-from app.ci_upload import PATH, RESPONSES, file_kind, store_file
+from app.ci_upload import PATH, RESPONSES, file_kind, store_file, with_pull_head
 from app.db import utcnow
 from app.deps import ActionsIdentityDep, SessionFactoryDep, SettingsDep, read_body
 from app.records import PayloadError
@@ -45,6 +47,7 @@ async def ingest_ci(
     except ValueError as error:
         raise HTTPException(status_code=401, detail=str(error)) from None
     found = file_kind(body, kind)
+    run = await run_in_threadpool(with_pull_head, run, factory=factory)
     try:
         result = await run_in_threadpool(
             store_file,

@@ -195,7 +195,13 @@ def published(session: Session, *, repo: str, number: int) -> Published:
     )
 
 
-def pending_usage(session: Session, *, repos: set[str]) -> int:
-    """Records of these repositories not yet examined by matching (they may still land on a PR)."""
-    query = sa.select(sa.func.count()).where(USAGE.c.repo.in_(repos), USAGE.c.matched_at.is_(None))
+def pending_usage(session: Session, *, repo: str, number: int) -> int:
+    """Records of the PR's repository and of its head repository not yet examined by matching (they may still land
+    on the PR). One statement, which also finds the head repository: read before the PR's spend, it makes "nothing
+    pending" mean that the spend read after it includes every match committed so far (on PostgreSQL each statement
+    sees what was committed when it began)."""
+    head = sa.select(PULLS.c.head_repo).where(PULLS.c.repo == repo, PULLS.c.number == number).scalar_subquery()
+    query = sa.select(sa.func.count()).where(
+        sa.or_(USAGE.c.repo == repo, USAGE.c.repo == head), USAGE.c.matched_at.is_(None)
+    )
     return int(session.execute(query).scalar_one())

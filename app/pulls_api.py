@@ -81,18 +81,23 @@ def get_budget(
         )
         if value is not None
     }
+    # Counted before the spend is read: the other way round, a match committed between the two reads would show
+    # the spend from before it next to nothing pending, and the Action would stop waiting one match too early.
+    pending = pending_usage(session, repo=full_name, number=number)
     report = pull_report(session, repo=full_name, number=number, settings=settings, overrides=overrides)
-    return {**report.budget_json(), **_delivery_state(session, repo=full_name, number=number, report=report)}
+    delivery = _delivery_state(session, repo=full_name, number=number, report=report, pending=pending)
+    return {**report.budget_json(), **delivery}
 
 
-def _delivery_state(session: SessionDep, *, repo: str, number: int, report: PullRequestReport) -> dict[str, Any]:
+def _delivery_state(
+    session: SessionDep, *, repo: str, number: int, report: PullRequestReport, pending: int
+) -> dict[str, Any]:
     """What the Action needs beyond the verdict: where the comment is, and whether usage is still being matched
     (records of the PR's head repository not yet examined), so it can wait for the last of it."""
     last = published(session, repo=repo, number=number)
     comment_url = report.pr.html_url or f"https://github.com/{repo}/pull/{number}"
     if last.comment_id is not None:
         comment_url += f"#issuecomment-{last.comment_id}"
-    pending = pending_usage(session, repos={repo, last.head_repo or repo})
     return {
         "number": number,
         "comment_url": comment_url,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,9 @@ from tests.oidc_issuer import OidcIssuer
 from tests.oidc_scene import seed
 
 ACTION = Path(__file__).resolve().parent.parent / "action"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXECUTION_FILE = FIXTURES / "ci" / "claude_code_action_execution.json"
+EXECUTION_COST = Decimal("0.4213")  # the result's modelUsage costUSD: 0.4 + 0.0213
 
 
 REPO = "acme/widgets"
@@ -190,6 +196,19 @@ class Runner:
         return Run(done.returncode, done.stdout, done.stderr, summary.read_text(), parse_outputs(outputs.read_text()))
 
 
+def comment_run(repository: str = REPO) -> dict[str, Any]:
+    """The claims GitHub puts in an `issue_comment` run's token: the default branch's ref, no head or base ref."""
+    return {
+        "sub": f"repo:{repository}:ref:refs/heads/main",
+        "ref": "refs/heads/main",
+        "sha": "d" * 40,
+        "head_ref": "",
+        "base_ref": "",
+        "event_name": "issue_comment",
+        "job_workflow_ref": f"{repository}/.github/workflows/claude.yml@refs/heads/main",
+    }
+
+
 def pull_event(**overrides: Any) -> dict[str, Any]:
     """The event payload the job sees; only the PR's identity matters to the Action (the server has its own copy
     of the facts from the webhook)."""
@@ -292,3 +311,35 @@ def seeded(server: LiveServer, api_token: str) -> datetime:
 @pytest.fixture
 def runner(tmp_path: Path, issuer: OidcIssuer) -> Runner:
     return Runner(tmp_path, issuer)
+
+
+def pull_summary(server: LiveServer, token: str, *, repo: str = REPO, number: int = NUMBER) -> dict[str, Any]:
+    response = httpx.get(
+        f"{server.url}/v1/repos/{repo}/pulls/{number}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def workspace_with(tmp_path: Path, name: str, files: dict[str, Path | str]) -> Path:
+    """A job's workspace holding `files` (relative path: a file to copy, or the text to write)."""
+    workspace = tmp_path / name
+    for relative, content in files.items():
+        target = workspace / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copyfile(content, target)
+        else:
+            target.write_text(content)
+    return workspace
+
+
+def post_ci(server: LiveServer, token: str, body: bytes, **headers: str) -> httpx.Response:
+    """`POST /v1/ingest/ci` as the Action sends it: gzip, the run's token, the x-vcs-* headers given."""
+    return httpx.post(
+        f"{server.url}/v1/ingest/ci",
+        content=gzip.compress(body),
+        headers={"Authorization": f"Bearer {token}", "Content-Encoding": "gzip", **headers},
+        timeout=30,
+    )

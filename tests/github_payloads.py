@@ -117,6 +117,35 @@ def make_review_event(
     return payload
 
 
+def make_issue_comment_event(
+    *,
+    repo: str = "acme/widgets",
+    number: int = 12,
+    on_pull_request: bool = True,
+    body: str = "@claude the cache test is flaky: fix it",
+) -> dict[str, Any]:
+    """`issue_comment` `created` on issue `number` of `repo`. GitHub sends a pull request's conversation comments as
+    an issue's: with `on_pull_request`, `issue.pull_request` holds the links it gives (`url`, `html_url`,
+    `diff_url`, `patch_url`, `merged_at`, the shape of octokit's `payload-schemas/.../common/issue.schema.json`;
+    upstream has no such example) and nothing of the head."""
+    payload = copy.deepcopy(_upstream("issue_comment.created.payload.json"))
+    payload["repository"] = _repository(repo)
+    api, web = f"https://api.github.com/repos/{repo}", f"https://github.com/{repo}"
+    issue = payload["issue"]
+    kind = "pull" if on_pull_request else "issues"
+    issue.update(number=number, url=f"{api}/issues/{number}", html_url=f"{web}/{kind}/{number}")
+    if on_pull_request:
+        issue["pull_request"] = {
+            "url": f"{api}/pulls/{number}",
+            "html_url": f"{web}/pull/{number}",
+            "diff_url": f"{web}/pull/{number}.diff",
+            "patch_url": f"{web}/pull/{number}.patch",
+            "merged_at": None,
+        }
+    payload["comment"]["body"] = body
+    return payload
+
+
 def make_installation_event(
     *,
     account: str = "acme",

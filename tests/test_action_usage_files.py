@@ -6,9 +6,7 @@ a real `tokentrail serve` on SQLite and PostgreSQL behind the proxy that is its 
 
 from __future__ import annotations
 
-import gzip
 import json
-import shutil
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,36 +17,30 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.sources import codex
 from tests.action_runner import (  # noqa: F401
+    EXECUTION_COST,
+    EXECUTION_FILE,
+    FIXTURES,
     NUMBER,
     REPO,
     Proxy,
     Runner,
     api_token,
     issuer,
+    post_ci,
     proxy,
     pull_event,
+    pull_summary,
     runner,
     seeded,
     server,
+    workspace_with,
 )
 from tests.conftest import LiveServer, make_token
 from tests.oidc_issuer import OidcIssuer
 from tests.oidc_scene import wait_for
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-EXECUTION_FILE = FIXTURES / "ci" / "claude_code_action_execution.json"
 GH_AW = FIXTURES / "ci" / "gh_aw_token_usage.jsonl"
 ROLLOUT = FIXTURES / "codex" / "rollout_model_switch.jsonl"
-EXECUTION_COST = Decimal("0.4213")  # the result's modelUsage costUSD: 0.4 + 0.0213
-
-
-def pull_summary(server: LiveServer, token: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{server.url}/v1/repos/{REPO}/pulls/{NUMBER}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def canonical_line(record_id: str, cost: str, **fields: Any) -> str:
@@ -63,18 +55,6 @@ def canonical_line(record_id: str, cost: str, **fields: Any) -> str:
         **fields,
     }
     return json.dumps(record) + "\n"
-
-
-def workspace_with(tmp_path: Path, name: str, files: dict[str, Path | str]) -> Path:
-    workspace = tmp_path / name
-    for relative, content in files.items():
-        target = workspace / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, Path):
-            shutil.copyfile(content, target)
-        else:
-            target.write_text(content)
-    return workspace
 
 
 def test_usage_files_count_in_the_verdict_and_a_rerun_adds_nothing(
@@ -184,15 +164,6 @@ def test_the_token_input_does_not_upload(
     )
     assert (run.returncode, run.outputs["cost-usd"]) == (0, "0.50"), str(run)
     assert any("uploads need the run's OIDC token" in n for n in run.annotations("notice")), str(run)
-
-
-def post_ci(server: LiveServer, token: str, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(
-        f"{server.url}/v1/ingest/ci",
-        content=gzip.compress(body),
-        headers={"Authorization": f"Bearer {token}", "Content-Encoding": "gzip", **headers},
-        timeout=30,
-    )
 
 
 def test_a_run_token_writes_only_its_own_repository(

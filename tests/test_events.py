@@ -37,6 +37,8 @@ EXPECTED: dict[str, type[Event] | str] = {
     "installation.deleted.payload.json": InstallationEvent,
     "installation_repositories.added.payload.json": InstallationEvent,
     "installation_repositories.removed.payload.json": InstallationEvent,
+    # the Action reads it from a comment-triggered run's event file; the server is not subscribed to it
+    "issue_comment.created.payload.json": "event 'issue_comment' is not used",
     "ping.payload.json": "ping",
     "ping.with-app_id.payload.json": "ping",
     "pull_request.closed.deleted_fork.json": PullRequestEvent,

@@ -20,9 +20,23 @@ import yaml
 from app.repo_config import parse_repo_config
 
 # The Action's own test fixtures: a live server behind a proxy, an OIDC issuer, a seeded PR, a runner.
-from tests.action_runner import Proxy, Runner, api_token, issuer, proxy, runner, seeded, server  # noqa: F401 - fixtures
+from tests.action_runner import (  # noqa: F401 - fixtures
+    EXECUTION_COST,
+    EXECUTION_FILE,
+    Proxy,
+    Runner,
+    api_token,
+    comment_run,
+    issuer,
+    proxy,
+    runner,
+    seeded,
+    server,
+)
 from tests.clients.conftest import PLACEHOLDER_SERVER, RECIPES
 from tests.conftest import ROOT
+from tests.github_payloads import make_issue_comment_event
+from tests.oidc_issuer import OidcIssuer
 
 READMES = (ROOT / "README.md", ROOT / "action" / "README.md")
 MARKER = re.compile(r"^(?P<indent>[ ]*)<!-- recipe: (?P<path>\S+) -->\n", re.M)
@@ -111,3 +125,29 @@ def test_the_usage_files_recipe_names_only_inputs_of_the_action() -> None:
     action = yaml.safe_load((ROOT / "action" / "action.yml").read_text())
     assert set(step["with"]) <= set(action["inputs"])
     assert "usage-files" in step["with"] and step["with"]["server-url"] == PLACEHOLDER_SERVER
+
+
+def test_the_comment_recipe_uploads_the_agent_usage_of_a_comment_run(
+    seeded: datetime, proxy: Proxy, issuer: OidcIssuer, runner: Runner
+) -> None:
+    """The `@claude` workflow, its Tokentrail step run on an `issue_comment` of the PR, with the fixture execution
+    file standing for what claude-code-action's step gives as `execution_file`."""
+    output = "${{ steps.claude.outputs.execution_file }}"
+    text = (RECIPES / "ai-spend-claude-comments.yml").read_text()
+    assert output in text
+    text = text.replace(PLACEHOLDER_SERVER, proxy.url).replace(output, str(EXECUTION_FILE))
+    workflow: dict[str, Any] = yaml.safe_load(text)
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as true
+    assert set(triggers) == {"issue_comment", "pull_request_review_comment"}, triggers
+    assert workflow["permissions"]["id-token"] == "write"
+    step = workflow_step(workflow)
+    action = yaml.safe_load((ROOT / "action" / "action.yml").read_text())
+    assert set(step["with"]) <= set(action["inputs"])
+
+    issuer.token_claims = comment_run()
+    inputs = {name: str(value) for name, value in step["with"].items()}
+    run = runner.run(inputs, event=make_issue_comment_event(), event_name="issue_comment")
+    # the seeded PR's $0.50 and the agent's $0.4213; fail-on never
+    expected = str((Decimal("0.50") + EXECUTION_COST).quantize(Decimal("0.01")))
+    assert (run.returncode, run.outputs["cost-usd"]) == (0, expected), run
+    assert "claude-code-action): 2 new" in run.stdout, run
