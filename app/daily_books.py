@@ -60,11 +60,6 @@ class Cell:
     def pull(self) -> tuple[str, int] | None:
         return None if self.pr_repo is None or self.pr_number is None else (self.pr_repo, self.pr_number)
 
-    @property
-    def counted_on_pull(self) -> bool:
-        """Whether the PR's own figures hold these records (not matched without their owner's consent)."""
-        return self.pull is not None and not self.pr_private
-
 
 def _owner_pull_repos(owner: str) -> Any:
     return sa.select(PULLS.c.repo).where(PULLS.c.repo.startswith(owner + "/", autoescape=True)).distinct()
