@@ -27,7 +27,9 @@ from sqlalchemy.orm import Session
 
 from app.books import pull_scope, usage_scope, usd
 from app.daily_books import Cell, latest_counted, pull_facts, pull_lifetimes, rollup_scope, window_cells
+from app.daily_rollup import SPLIT
 from app.db import as_utc
+from app.exact_sum import exact_sum
 from app.outcome_report import (
     OUTCOMES,
     Analytics,
@@ -160,33 +162,44 @@ def _outcome(row: Any) -> Outcome:
     return "closed" if row.state == "closed" else "open"
 
 
-def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
-    """PRs merged in the period that hold any spend, with all of it (whenever it was made): (repo, merged_at,
-    lines, spend) per PR."""
-    merged = session.execute(
-        sa.select(
-            PULLS.c.repo, PULLS.c.number, PULLS.c.merged_at, (PULLS.c.additions + PULLS.c.deletions).label("lines")
-        ).where(
-            pull_scope(scope),
-            PULLS.c.merged.is_(True),
-            PULLS.c.merged_at >= period.since,
-            PULLS.c.merged_at < period.until,
-        )
-    ).all()
-    spends = pull_lifetimes(session, USAGE_DAYS.c.pr_private.is_(False), [(r.repo, r.number) for r in merged])
-    return [
-        _Merged(row.repo, row.merged_at, row.lines, spends[(row.repo, row.number)])
-        for row in merged
-        if (row.repo, row.number) in spends
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class _Merged:
     repo: str
     merged_at: datetime
     lines: int | None
     spend: Spend
+
+
+def _merged_rows(session: Session, scope: Scope, period: Period) -> list[_Merged]:
+    """PRs merged in the period that hold any spend, with all of it (whenever it was made), from the rollup."""
+    merged = (
+        sa.select(
+            PULLS.c.repo, PULLS.c.number, PULLS.c.merged_at, (PULLS.c.additions + PULLS.c.deletions).label("lines")
+        )
+        .where(
+            pull_scope(scope),
+            PULLS.c.merged.is_(True),
+            PULLS.c.merged_at >= period.since,
+            PULLS.c.merged_at < period.until,
+        )
+        .subquery()
+    )
+    days = USAGE_DAYS.c
+    counted = sa.and_(days.pr_repo == merged.c.repo, days.pr_number == merged.c.number, days.pr_private.is_(False))
+    rows = session.execute(
+        sa.select(
+            merged.c.repo,
+            merged.c.merged_at,
+            merged.c.lines,
+            *(sa.func.coalesce(exact_sum(days[name]), 0) for name in ("records", "unpriced", "cost_hi", "cost_lo")),
+        )
+        .select_from(merged.join(USAGE_DAYS, counted))
+        .group_by(merged.c.repo, merged.c.number, merged.c.merged_at, merged.c.lines)
+    )
+    return [
+        _Merged(repo, merged_at, lines, Spend(usd(int(high) * SPLIT + int(low)), int(records), int(unpriced)))
+        for repo, merged_at, lines, records, unpriced, high, low in rows
+    ]
 
 
 def _merged_week(week: date, rows: list[_Merged]) -> MergedWeek:

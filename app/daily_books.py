@@ -11,12 +11,11 @@ repositories. Shell (SQLAlchemy Core).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.books import as_date, usage_day, usage_scope, usd
 from app.daily_rollup import SPLIT, SUMMED
@@ -28,8 +27,7 @@ from app.tables import PULLS, USAGE, USAGE_DAYS
 D = USAGE_DAYS.c
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
+class Cell(NamedTuple):
     """Counted usage of one day, repository, PR (or none), model, agent, and for unmatched usage actor and
     branch."""
 
@@ -43,7 +41,7 @@ class Cell:
     agent: str | None
     actor: str | None
     branch: str | None
-    last_at: datetime
+    latest: Any  # the latest record's time as the database returns it: `last_at` reads it
     records: int
     unpriced: int
     cost: int  # nano-dollars
@@ -53,12 +51,20 @@ class Cell:
     output: int
 
     @property
+    def last_at(self) -> datetime:
+        return _as_time(self.latest)
+
+    @property
     def spend(self) -> Spend:
         return Spend(usd(self.cost), self.records, self.unpriced)
 
     @property
     def pull(self) -> tuple[str, int] | None:
         return None if self.pr_repo is None or self.pr_number is None else (self.pr_repo, self.pr_number)
+
+
+def _as_time(value: Any) -> datetime:
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
 
 def _owner_pull_repos(owner: str) -> Any:
@@ -89,15 +95,25 @@ def whole_days(period: Period) -> tuple[date, date]:
 
 
 def _rolled(session: Session, where: Any) -> list[Cell]:
-    columns = [D.day, D.repo, D.pr_repo, D.pr_number, D.pr_private, D.model, D.provider, D.agent, D.actor]
+    """The rollup rows `where` admits. The day and time come as the database holds them (no conversion per row: a
+    page reads tens of thousands of cells); days are read once each."""
+    raw_day = sa.type_coerce(D.day, sa.String) if session.get_bind().dialect.name == "sqlite" else D.day
+    raw_last = sa.type_coerce(D.last_at, sa.String) if session.get_bind().dialect.name == "sqlite" else D.last_at
     figures = [D[f"{name}_{part}"] for name, _ in SUMMED for part in ("hi", "lo")]
-    rows = session.execute(sa.select(*columns, D.branch, D.last_at, D.records, D.unpriced, *figures).where(where))
+    query = sa.select(
+        raw_day, D.repo, D.pr_repo, D.pr_number, D.pr_private, D.model, D.provider, D.agent, D.actor, D.branch,
+        raw_last, D.records, D.unpriced, *figures,
+    ).where(where)  # fmt: skip
+    days: dict[Any, date] = {}
     cells = []
-    for row in rows:
-        sums = [int(row[13 + 2 * i]) * SPLIT + int(row[14 + 2 * i]) for i in range(len(SUMMED))]
+    for row in session.execute(query).tuples():
+        day = days.get(row[0])
+        if day is None:
+            day = days[row[0]] = as_date(row[0])
         cells.append(
-            Cell(as_date(row[0]), *row[1:4], bool(row[4]), *row[5:10], as_utc(row[10]), int(row[11]), int(row.unpriced),
-                 *sums)
+            Cell(day, row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8], row[9], row[10], row[11],
+                 row[12], row[13] * SPLIT + row[14], row[15] * SPLIT + row[16], row[17] * SPLIT + row[18],
+                 row[19] * SPLIT + row[20], row[21] * SPLIT + row[22])
         )  # fmt: skip
     return cells
 
@@ -125,13 +141,42 @@ def _raw(session: Session, scope: Scope, since: datetime, until: datetime) -> li
         *(sa.func.coalesce(exact_sum(inner.c[column]), 0) for _, column in SUMMED),
     ).group_by(*grouped)
     return [
-        Cell(as_date(row[0]), *row[1:4], bool(row[4]), *row[5:10], as_utc(row[10]), *(int(v) for v in row[11:]))
+        Cell(as_date(row[0]), *row[1:4], bool(row[4]), *row[5:10], row[10], *(int(v) for v in row[11:]))
         for row in session.execute(query)
     ]
 
 
 def window_cells(session: Session, *, scope: Scope, period: Period) -> list[Cell]:
-    """The scope's counted usage in the period, as rollup cells (whole days) and record groups (the ends)."""
+    """The scope's counted usage in the period, as rollup cells (whole days) and record groups (the ends). A page
+    reads them for several sections: they are kept on the session until it next writes or its transaction ends."""
+    key = ("window_cells", scope, period)
+    cached: list[Cell] | None = session.info.get(key)
+    if cached is None:
+        cached = session.info[key] = _window_cells(session, scope, period)
+        session.info.setdefault(_CACHED, set()).add(key)
+    return cached
+
+
+_CACHED = "window_cells_keys"
+
+
+def _forget(session: Session) -> None:
+    for key in session.info.pop(_CACHED, ()):
+        session.info.pop(key, None)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _forget_on_write(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        _forget(state.session)
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: Any) -> None:
+    _forget(session)
+
+
+def _window_cells(session: Session, scope: Scope, period: Period) -> list[Cell]:
     first, end = whole_days(period)
     since, until = as_utc(period.since), as_utc(period.until)
     if first == end:
@@ -157,6 +202,9 @@ def latest_counted(session: Session, scope: Scope, *, before: datetime) -> datet
     return as_utc(last)
 
 
+_FACTS = ("repo", "number", "title", "author", "state", "merged", "additions", "deletions", "html_url")
+
+
 def pull_facts(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
     """The rows of these PRs (those known), by (repo, number)."""
     numbers: dict[str, set[int]] = {}
@@ -165,7 +213,9 @@ def pull_facts(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[
     found: dict[tuple[str, int], Any] = {}
     for repo, wanted in numbers.items():
         for chunk in chunks(sorted(wanted)):
-            query = sa.select(PULLS).where(PULLS.c.repo == repo, PULLS.c.number.in_(chunk))
+            query = sa.select(*(PULLS.c[name] for name in _FACTS)).where(
+                PULLS.c.repo == repo, PULLS.c.number.in_(chunk)
+            )
             found.update(((row.repo, row.number), row) for row in session.execute(query))
     return found
 
