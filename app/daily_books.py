@@ -106,7 +106,7 @@ def _rolled(session: Session, where: Any) -> list[Cell]:
     ).where(where)  # fmt: skip
     days: dict[Any, date] = {}
     cells = []
-    for row in session.execute(query).tuples():
+    for row in session.execute(query):
         day = days.get(row[0])
         if day is None:
             day = days[row[0]] = as_date(row[0])
@@ -206,18 +206,25 @@ _FACTS = ("repo", "number", "title", "author", "state", "merged", "additions", "
 
 
 def pull_facts(session: Session, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
-    """The rows of these PRs (those known), by (repo, number)."""
+    """The facts of these PRs (those known), by (repo, number); kept on the session like the cells."""
+    known: dict[tuple[str, int], Any] = session.info.setdefault(_PULLS, {})
+    session.info.setdefault(_CACHED, set()).add(_PULLS)
+    keys = list(keys)
     numbers: dict[str, set[int]] = {}
     for repo, number in keys:
-        numbers.setdefault(repo, set()).add(number)
-    found: dict[tuple[str, int], Any] = {}
+        if (repo, number) not in known:
+            numbers.setdefault(repo, set()).add(number)
     for repo, wanted in numbers.items():
         for chunk in chunks(sorted(wanted)):
             query = sa.select(*(PULLS.c[name] for name in _FACTS)).where(
                 PULLS.c.repo == repo, PULLS.c.number.in_(chunk)
             )
-            found.update(((row.repo, row.number), row) for row in session.execute(query))
-    return found
+            known.update(((row.repo, row.number), row) for row in session.execute(query))
+            known.update(((repo, number), None) for number in chunk if (repo, number) not in known)
+    return {key: known[key] for key in keys if known[key] is not None}
+
+
+_PULLS = "pull_facts"
 
 
 def pull_lifetimes(session: Session, where: Any, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Spend]:

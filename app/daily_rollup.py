@@ -99,7 +99,7 @@ def _grouped(dialect: str, rows: str, where: str) -> str:
     sums = ", ".join(f"SUM({name}) AS {name}" for name in FIGURES)
     return (
         f"SELECT {keys}, MAX(last_at) AS last_at, {sums} FROM (SELECT {inner} FROM {rows} r WHERE {where}) counted "
-        f"WHERE day IS NOT NULL GROUP BY {keys}"
+        f"WHERE day IS NOT NULL GROUP BY {keys} ORDER BY cell"  # cells locked in one order: no deadlock
     )
 
 
@@ -184,6 +184,8 @@ DECLARE moved bigint[];
 BEGIN
   SELECT array_agg(o.pk) INTO moved FROM old_rows o JOIN new_rows n ON n.pk = o.pk WHERE {differs};
   IF moved IS NULL THEN RETURN NULL; END IF;
+  -- The cells this statement takes records out of, locked in the order every writer locks them.
+  PERFORM 1 FROM usage_days WHERE cell IN (SELECT g.cell FROM ({gone}) g) ORDER BY cell FOR UPDATE;
   UPDATE usage_days SET {taken},
     last_at = CASE WHEN usage_days.last_at <= g.last_at THEN {latest} ELSE usage_days.last_at END
     FROM ({gone}) g WHERE usage_days.cell = g.cell;
