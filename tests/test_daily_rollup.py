@@ -27,6 +27,7 @@ from app.outcome_report import Period, Scope
 from app.people_outcomes import person_outcomes
 from app.routing_table import agent_model_table
 from app.tables import USAGE, USAGE_DAYS
+from tests.conftest import FIXTURES
 from tests.desk import Desk, record
 from tests.github_payloads import make_pull_request_event
 from tests.raw_analytics import gather_analytics as raw_analytics
@@ -288,3 +289,21 @@ def test_rebuilding_gives_what_the_triggers_kept(desk: Desk) -> None:
         kept = rolled(session)
         daily_rollup.rebuild(session.connection())
         assert rolled(session) == kept == brute_force(session)
+
+
+def test_metric_records_superseded_by_their_sessions_events_leave_the_rollup(desk: Desk) -> None:
+    """Claude Code metrics stored first, then the same session's events: the metric records are deleted (events
+    win) and the rollup loses them in the same transaction."""
+    otlp = FIXTURES / "otlp"
+    headers = {"Content-Type": "application/json"}
+    metrics = desk.post("/v1/ingest/otlp/v1/metrics", (otlp / "claude_code_metrics.json").read_bytes(), **headers)
+    assert metrics["status_code"] == 200, metrics
+    with desk.factory() as session:
+        assert rolled(session) == brute_force(session) != {}
+        sources = {row.source for row in session.execute(sa.select(USAGE.c.source))}
+    events = desk.post("/v1/ingest/otlp/v1/logs", (otlp / "claude_code_session_events.json").read_bytes(), **headers)
+    assert events["status_code"] == 200, events
+    assert_rollup_equals_records(desk)
+    with desk.factory() as session:
+        assert {row.source for row in session.execute(sa.select(USAGE.c.source))} != sources
+        assert sum(figures[0] for figures in rolled(session).values()) == 2  # the two api_request events
