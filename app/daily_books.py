@@ -119,7 +119,11 @@ def _rolled(session: Session, where: Any) -> list[Cell]:
 
 
 def _raw(session: Session, scope: Scope, since: datetime, until: datetime) -> list[Cell]:
-    """The records of [since, until) grouped as the rollup groups them (the ends of a period)."""
+    """The records of [since, until) grouped as the rollup groups them (the ends of a period). The rollup names the
+    repositories whose records the scope counted on those days: the records are read through the (repo, timestamp)
+    index of those alone, not through the scope's OR'd conditions over every record."""
+    days = sa.and_(D.day >= since.date(), D.day <= (until - timedelta(microseconds=1)).date())
+    repos = sa.select(D.repo).where(rollup_scope(scope), days).distinct()
     unmatched = USAGE.c.pr_number.is_(None)
     day = usage_day(session)
     actor = sa.case((unmatched, USAGE.c.actor), else_=None)
@@ -129,7 +133,7 @@ def _raw(session: Session, scope: Scope, since: datetime, until: datetime) -> li
     inner = (
         sa.select(*(key.label(f"k{i}") for i, key in enumerate(keys)), USAGE.c.timestamp, USAGE.c.cost_nanousd,
                   *(USAGE.c[column] for _, column in SUMMED))
-        .where(usage_scope(scope), USAGE.c.timestamp >= since, USAGE.c.timestamp < until)
+        .where(USAGE.c.repo.in_(repos), USAGE.c.timestamp >= since, USAGE.c.timestamp < until, usage_scope(scope))
         .subquery()
     )  # fmt: skip
     grouped = [inner.c[f"k{i}"] for i in range(len(keys))]
