@@ -26,7 +26,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.books import pull_scope, usage_scope, usd
-from app.daily_books import Cell, latest_counted, pull_facts, pull_lifetimes, rollup_scope, window_cells
+from app.daily_books import (
+    Cell,
+    PullGroup,
+    latest_counted,
+    pull_facts,
+    pull_groups,
+    pull_lifetimes,
+    rollup_scope,
+    window_cells,
+)
 from app.daily_rollup import SPLIT
 from app.db import as_utc
 from app.exact_sum import exact_sum
@@ -121,6 +130,16 @@ def _sums(cells: Iterable[Cell], key: Any) -> dict[Any, Spend]:
         acc[1] += cell.records
         acc[2] += cell.unpriced
     return {name: Spend(usd(cost), records, unpriced) for name, (cost, records, unpriced) in sums.items()}
+
+
+def _pull_spends(groups: dict[PullGroup, list[int]]) -> dict[tuple[str, int], Spend]:
+    sums: dict[tuple[str, int], list[int]] = {}
+    for (_, _, _, repo, number, _), (cost, records, unpriced, *_) in groups.items():
+        acc = sums.setdefault((repo, number), [0, 0, 0])
+        acc[0] += cost
+        acc[1] += records
+        acc[2] += unpriced
+    return {key: Spend(usd(cost), records, unpriced) for key, (cost, records, unpriced) in sums.items()}
 
 
 def _by_model(cells: list[Cell]) -> tuple[NamedSpend, ...]:
@@ -242,7 +261,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
     agents = _sums(cells, lambda c: c.agent)
     tokens = sum(cell.input + cell.cache_read + cell.cache_write + cell.output for cell in cells)
 
-    by_pull = _sums((cell for cell in cells if cell.pr_number is not None), lambda c: (c.pr_repo, c.pr_number))
+    by_pull = _pull_spends(pull_groups(session, scope=scope, period=period))
     facts = pull_facts(session, by_pull)
     reverted = reverted_pulls(session, repos={repo for repo, _ in by_pull})
     ranked = sorted(by_pull.items(), key=lambda item: (-item[1].cost_usd, -item[1].records, *item[0]))

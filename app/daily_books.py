@@ -153,12 +153,45 @@ def _raw(session: Session, scope: Scope, since: datetime, until: datetime) -> li
 def window_cells(session: Session, *, scope: Scope, period: Period) -> list[Cell]:
     """The scope's counted usage in the period, as rollup cells (whole days) and record groups (the ends). A page
     reads them for several sections: they are kept on the session until it next writes or its transaction ends."""
-    key = ("window_cells", scope, period)
-    cached: list[Cell] | None = session.info.get(key)
-    if cached is None:
-        cached = session.info[key] = _window_cells(session, scope, period)
+    cells: list[Cell] = _kept(session, ("window_cells", scope, period), lambda: _window_cells(session, scope, period))
+    return cells
+
+
+PullGroup = tuple[str | None, str | None, str, str, int, bool]  # agent, provider, model, PR repo and number, private
+
+
+def pull_groups(session: Session, *, scope: Scope, period: Period) -> dict[PullGroup, list[int]]:
+    """The period's usage on PRs per agent, model spelling, PR and consent (pr_private): [cost, records, unpriced,
+    input, cache read, cache write tokens]. What the PR list, the routing table and people's outcomes fold; kept on
+    the session like the cells."""
+
+    def fold() -> dict[PullGroup, list[int]]:
+        groups: dict[PullGroup, list[int]] = {}
+        for cell in window_cells(session, scope=scope, period=period):
+            if cell.pr_repo is None or cell.pr_number is None:
+                continue
+            key = (cell.agent, cell.provider, cell.model, cell.pr_repo, cell.pr_number, cell.pr_private)
+            acc = groups.get(key)
+            if acc is None:
+                groups[key] = [cell.cost, cell.records, cell.unpriced, cell.input, cell.cache_read, cell.cache_write]
+            else:
+                acc[0] += cell.cost
+                acc[1] += cell.records
+                acc[2] += cell.unpriced
+                acc[3] += cell.input
+                acc[4] += cell.cache_read
+                acc[5] += cell.cache_write
+        return groups
+
+    groups: dict[PullGroup, list[int]] = _kept(session, ("pull_groups", scope, period), fold)
+    return groups
+
+
+def _kept(session: Session, key: tuple[Any, ...], compute: Any) -> Any:
+    if key not in session.info:
+        session.info[key] = compute()
         session.info.setdefault(_CACHED, set()).add(key)
-    return cached
+    return session.info[key]
 
 
 _CACHED = "window_cells_keys"

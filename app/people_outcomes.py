@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.books import usd
-from app.daily_books import pull_facts, window_cells
+from app.daily_books import pull_facts, pull_groups
 from app.outcome_report import Period, Scope
 from app.people_view import PersonOutcome
 from app.reverts import reverted_pulls
@@ -32,9 +32,9 @@ class _Row:
 
 def person_outcomes(session: Session, *, scope: Scope, period: Period) -> tuple[PersonOutcome, ...]:
     spend: dict[tuple[str, int], int] = {}
-    for cell in window_cells(session, scope=scope, period=period):
-        if cell.pull is not None and not cell.pr_private:
-            spend[cell.pull] = spend.get(cell.pull, 0) + cell.cost
+    for (_, _, _, repo, number, private), sums in pull_groups(session, scope=scope, period=period).items():
+        if not private:
+            spend[(repo, number)] = spend.get((repo, number), 0) + sums[0]
     facts = pull_facts(session, spend)
     rows = [
         _Row(repo, number, cost, facts[(repo, number)])

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.books import usd
-from app.daily_books import pull_facts, window_cells
+from app.daily_books import pull_facts, pull_groups
 from app.formatting import per_line_json, usd_json
 from app.outcome_report import Period, Scope
 from app.pricing import canonical_model
@@ -93,16 +93,7 @@ class _Group:
 
 
 def _groups(session: Session, scope: Scope, period: Period) -> list[_Group]:
-    sums: dict[tuple[Any, str | None, str, str, int], list[int]] = {}
-    for cell in window_cells(session, scope=scope, period=period):
-        if cell.pull is None or cell.pr_private:
-            continue
-        key = (cell.agent, cell.provider, cell.model, *cell.pull)
-        acc = sums.setdefault(key, [0, 0, 0, 0, 0, 0])
-        for index, value in enumerate(
-            (cell.cost, cell.records, cell.unpriced, cell.input, cell.cache_read, cell.cache_write)
-        ):
-            acc[index] += value
+    sums = {key[:5]: acc for key, acc in pull_groups(session, scope=scope, period=period).items() if not key[5]}
     facts = pull_facts(session, {(key[3], key[4]) for key in sums})
     groups = []
     for key, acc in sums.items():
