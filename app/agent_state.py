@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.attribution import Attribution
+from app.daily_rollup import discount
 from app.db import as_utc, utcnow
 from app.pricing import price_nanousd
 from app.records import CumulativePoint, SessionCommit, UsageRecord
@@ -205,6 +206,7 @@ def _drop_metric_records(session: Session, owner: str, ids: Sequence[str], prepa
     found = session.execute(sa.select(u.repo, u.pr_repo, u.pr_number).where(where)).all()
     if not found:
         return
+    discount(session, where)  # out of the daily rollup first: a plain DELETE (pruning) would keep them there
     session.execute(sa.delete(USAGE).where(where))
     prepared.repos |= {row.repo for row in found}
     _refresh(session, {(row.pr_repo, row.pr_number) for row in found if row.pr_number is not None})

@@ -16,6 +16,8 @@ over its repositories, so the owner's figures always add up to its repositories'
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -23,7 +25,18 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.books import as_date, pull_scope, spend_columns, spend_of, usage_day, usage_scope, usd, window
+from app.books import pull_scope, usage_scope, usd
+from app.daily_books import (
+    Cell,
+    PullGroup,
+    latest_counted,
+    pull_facts,
+    pull_groups,
+    pull_lifetimes,
+    rollup_scope,
+    window_cells,
+)
+from app.daily_rollup import SPLIT
 from app.db import as_utc
 from app.exact_sum import exact_sum
 from app.outcome_report import (
@@ -48,7 +61,7 @@ from app.pricing import canonical_model
 from app.repo_config import parse_repo_config
 from app.repo_state import default_branches
 from app.reverts import reverted_pulls
-from app.tables import PULLS, REPOSITORIES, USAGE
+from app.tables import PULLS, REPOSITORIES, USAGE, USAGE_DAYS
 
 DEFAULT_DAYS = 30
 MAX_DAILY_BUCKETS = 92  # past ~3 months the chart shows weeks
@@ -57,7 +70,12 @@ TOP_PULLS = 20
 
 def latest_usage(session: Session, scope: Scope, *, before: datetime) -> datetime | None:
     """The scope's latest usage before `before`: a row dated in the far future (stored before ingest checked
-    timestamps) must not drag the default period there."""
+    timestamps) must not drag the default period there. The rollup answers unless its latest day holds records at or
+    after `before`; then the records do."""
+    try:
+        return latest_counted(session, scope, before=before)
+    except LookupError:
+        pass
     latest = sa.select(sa.func.max(USAGE.c.timestamp)).where(usage_scope(scope), USAGE.c.timestamp < before)
     value = session.execute(latest).scalar_one()
     return None if value is None else as_utc(value)
@@ -77,71 +95,76 @@ def default_period(
     return Period(as_utc(since), as_utc(until))
 
 
-def _buckets(session: Session, scope: Scope, period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
-    day = usage_day(session)
-    rows = session.execute(
-        sa.select(day.label("day"), USAGE.c.model, USAGE.c.provider, *spend_columns())
-        .where(usage_scope(scope), window(period))
-        .group_by(day, USAGE.c.model, USAGE.c.provider)
-    ).all()
+def _buckets(cells: list[Cell], period: Period) -> tuple[Literal["day", "week"], tuple[Bucket, ...]]:
     kind: Literal["day", "week"] = "day" if period.days <= MAX_DAILY_BUCKETS else "week"
     start = period.since.date() if kind == "day" else monday(period.since.date())
     last = (period.until - timedelta(microseconds=1)).date()
     step = timedelta(days=1 if kind == "day" else 7)
-    costs: dict[date, dict[str, Decimal]] = {}
+    costs: dict[date, dict[str, int]] = {}
     cursor = start
     while cursor <= last:
         costs[cursor] = {}
         cursor += step
-    for row in rows:
-        key = as_date(row.day) if kind == "day" else monday(as_date(row.day))
+    names: dict[tuple[str, str | None], str] = {}
+    for cell in cells:
+        key = cell.day if kind == "day" else monday(cell.day)
         models = costs.setdefault(key, {})
-        model = canonical_model(row.provider, row.model)
-        models[model] = models.get(model, Decimal(0)) + usd(row.cost)
+        model = names.get((cell.model, cell.provider))
+        if model is None:
+            model = names[(cell.model, cell.provider)] = canonical_model(cell.provider, cell.model)
+        models[model] = models.get(model, 0) + cell.cost
     return kind, tuple(
-        Bucket(key, tuple(sorted(((m, c) for m, c in models.items() if c), key=lambda mc: (-mc[1], mc[0]))))
+        Bucket(key, tuple(sorted(((m, usd(c)) for m, c in models.items() if c), key=lambda mc: (-mc[1], mc[0]))))
         for key, models in sorted(costs.items())
     )
 
 
-def _by(session: Session, column: Any, where: Any) -> list[Any]:
-    return list(session.execute(sa.select(column.label("name"), *spend_columns()).where(where).group_by(column)))
+def _sums(cells: Iterable[Cell], key: Any) -> dict[Any, Spend]:
+    """Spend per key(cell), summed in nano-dollars (exact) and made decimal once."""
+    sums: dict[Any, list[int]] = {}
+    for cell in cells:
+        acc = sums.get(key(cell))
+        if acc is None:
+            acc = sums[key(cell)] = [0, 0, 0]
+        acc[0] += cell.cost
+        acc[1] += cell.records
+        acc[2] += cell.unpriced
+    return {name: Spend(usd(cost), records, unpriced) for name, (cost, records, unpriced) in sums.items()}
 
 
-def _named(rows: list[Any]) -> tuple[NamedSpend, ...]:
-    return tuple(sorted((NamedSpend(row.name, spend_of(row)) for row in rows), key=_costliest))
+def _pull_spends(groups: dict[PullGroup, list[int]]) -> dict[tuple[str, int], Spend]:
+    sums: dict[tuple[str, int], list[int]] = {}
+    for (_, _, _, repo, number, _), (cost, records, unpriced, *_) in groups.items():
+        acc = sums.setdefault((repo, number), [0, 0, 0])
+        acc[0] += cost
+        acc[1] += records
+        acc[2] += unpriced
+    return {key: Spend(usd(cost), records, unpriced) for key, (cost, records, unpriced) in sums.items()}
 
 
-def _by_model(session: Session, where: Any) -> tuple[NamedSpend, ...]:
+def _by_model(cells: list[Cell]) -> tuple[NamedSpend, ...]:
     """Spend per model, the spellings of one model (dated, routed, cloud ids) summed under its canonical name."""
-    rows = session.execute(
-        sa.select(USAGE.c.model, USAGE.c.provider, *spend_columns())
-        .where(where)
-        .group_by(USAGE.c.model, USAGE.c.provider)
-    )
     spends: dict[str, Spend] = defaultdict(Spend)
-    for row in rows:
-        spends[canonical_model(row.provider, row.model)] += spend_of(row)
+    for (model, provider), spend in _sums(cells, lambda c: (c.model, c.provider)).items():
+        spends[canonical_model(provider, model)] += spend
     return tuple(sorted((NamedSpend(name, spend) for name, spend in spends.items()), key=_costliest))
 
 
-def _unmatched_by_person(session: Session, scope: Scope, unmatched: Any) -> dict[str | None, Spend]:
+def _unmatched_by_person(session: Session, scope: Scope, unmatched: list[Cell]) -> dict[str | None, Spend]:
     """Unmatched spend by the usage's actor, shown as the GitHub login it belongs to where that is known (the
     `people:` of the record's repository, then what GitHub told the owner), so one person is one row."""
-    rows = session.execute(
-        sa.select(USAGE.c.repo, USAGE.c.actor, *spend_columns()).where(unmatched).group_by(USAGE.c.repo, USAGE.c.actor)
-    ).all()
+    rows = _sums(unmatched, lambda c: (c.repo, c.actor))
     configs = session.execute(
         sa.select(REPOSITORIES.c.full_name, REPOSITORIES.c.config_text).where(
-            REPOSITORIES.c.full_name.in_(sorted({row.repo for row in rows}))
+            REPOSITORIES.c.full_name.in_(sorted({repo for repo, _ in rows}))
         )
     )
     people = {name: parse_repo_config(text).config.people for name, text in configs}
-    learned = learned_logins(session, owner=scope.owner, actors={row.actor for row in rows})
+    learned = learned_logins(session, owner=scope.owner, actors={actor for _, actor in rows})
     spends: dict[str | None, Spend] = defaultdict(Spend)
-    for row in rows:
-        login = login_of(row.actor, configured=people.get(row.repo, {}), learned=learned) if row.actor else None
-        spends[login or row.actor or None] += spend_of(row)
+    for (repo, actor), spend in rows.items():
+        login = login_of(actor, configured=people.get(repo, {}), learned=learned) if actor else None
+        spends[login or actor or None] += spend
     return spends
 
 
@@ -150,54 +173,24 @@ def _costliest(item: NamedSpend) -> tuple[Decimal, int, str]:
 
 
 def _outcome(row: Any) -> Outcome:
+    """A PR not (yet) known counts as open."""
+    if row is None:
+        return "open"
     if row.merged:
         return "merged"
     return "closed" if row.state == "closed" else "open"
 
 
-def _pull_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
-    """Spend in the period per PR, with the PR's facts (one row per PR that has any)."""
-    spend = (
-        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *spend_columns())
-        .where(usage_scope(scope), window(period), USAGE.c.pr_number.is_not(None))
-        .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
-        .subquery()
-    )
-    return list(
-        session.execute(
-            sa.select(
-                spend,
-                PULLS.c.title,
-                PULLS.c.author,
-                PULLS.c.state,
-                PULLS.c.merged,
-                PULLS.c.additions,
-                PULLS.c.deletions,
-                PULLS.c.html_url,
-            ).select_from(
-                spend.outerjoin(PULLS, sa.and_(PULLS.c.repo == spend.c.pr_repo, PULLS.c.number == spend.c.pr_number))
-            )
-        )
-    )
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    repo: str
+    merged_at: datetime
+    lines: int | None
+    spend: Spend
 
 
-def _lifetimes(session: Session, scope: Scope, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Spend]:
-    if not keys:
-        return {}
-    which = sa.and_(
-        sa.or_(*(sa.and_(USAGE.c.pr_repo == repo, USAGE.c.pr_number == number) for repo, number in keys)),
-        usage_scope(scope),
-    )
-    rows = session.execute(
-        sa.select(USAGE.c.pr_repo, USAGE.c.pr_number, *spend_columns())
-        .where(which)
-        .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
-    )
-    return {(row.pr_repo, row.pr_number): spend_of(row) for row in rows}
-
-
-def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
-    """PRs merged in the period that hold any spend, with all of it (whenever it was made)."""
+def _merged_rows(session: Session, scope: Scope, period: Period) -> list[_Merged]:
+    """PRs merged in the period that hold any spend, with all of it (whenever it was made), from the rollup."""
     merged = (
         sa.select(
             PULLS.c.repo, PULLS.c.number, PULLS.c.merged_at, (PULLS.c.additions + PULLS.c.deletions).label("lines")
@@ -210,31 +203,31 @@ def _merged_rows(session: Session, scope: Scope, period: Period) -> list[Any]:
         )
         .subquery()
     )
-    return list(
-        session.execute(
-            sa.select(merged.c.repo, merged.c.merged_at, merged.c.lines, *spend_columns())
-            .select_from(
-                merged.join(
-                    USAGE,
-                    sa.and_(
-                        USAGE.c.pr_repo == merged.c.repo,
-                        USAGE.c.pr_number == merged.c.number,
-                        USAGE.c.pr_private.is_(False),
-                    ),
-                )
-            )
-            .group_by(merged.c.repo, merged.c.number, merged.c.merged_at, merged.c.lines)
+    days = USAGE_DAYS.c
+    counted = sa.and_(days.pr_repo == merged.c.repo, days.pr_number == merged.c.number, days.pr_private.is_(False))
+    rows = session.execute(
+        sa.select(
+            merged.c.repo,
+            merged.c.merged_at,
+            merged.c.lines,
+            *(sa.func.coalesce(exact_sum(days[name]), 0) for name in ("records", "unpriced", "cost_hi", "cost_lo")),
         )
+        .select_from(merged.join(USAGE_DAYS, counted))
+        .group_by(merged.c.repo, merged.c.number, merged.c.merged_at, merged.c.lines)
     )
+    return [
+        _Merged(repo, merged_at, lines, Spend(usd(int(high) * SPLIT + int(low)), int(records), int(unpriced)))
+        for repo, merged_at, lines, records, unpriced, high, low in rows
+    ]
 
 
-def _merged_week(week: date, rows: list[Any]) -> MergedWeek:
-    spend = sum((spend_of(row) for row in rows), Spend())
+def _merged_week(week: date, rows: list[_Merged]) -> MergedWeek:
+    spend = sum((row.spend for row in rows), Spend())
     return MergedWeek(week, len(rows), spend, sum(int(row.lines or 0) for row in rows))
 
 
 def _repositories(
-    session: Session, scope: Scope, pulls: list[PullSpend], branches: list[BranchSpend], merged_rows: list[Any]
+    session: Session, scope: Scope, pulls: list[PullSpend], branches: list[BranchSpend], merged_rows: list[_Merged]
 ) -> tuple[RepoSpend, ...]:
     names = {p.repo for p in pulls} | {b.repo for b in branches}
     if scope.repo is not None:
@@ -262,53 +255,45 @@ def _repositories(
 
 
 def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analytics:
-    where = sa.and_(usage_scope(scope), window(period))
-    unmatched = sa.and_(where, USAGE.c.pr_number.is_(None))
-    kind, buckets = _buckets(session, scope, period)
-    agents = _by(session, USAGE.c.agent, where)
-    tokens = session.execute(
-        sa.select(
-            sa.func.coalesce(
-                exact_sum(
-                    USAGE.c.input_tokens
-                    + USAGE.c.cache_read_tokens
-                    + USAGE.c.cache_write_tokens
-                    + USAGE.c.output_tokens
-                ),
-                0,
+    cells = window_cells(session, scope=scope, period=period)
+    unmatched = [cell for cell in cells if cell.pr_number is None]
+    kind, buckets = _buckets(cells, period)
+    agents = _sums(cells, lambda c: c.agent)
+    tokens = sum(cell.input + cell.cache_read + cell.cache_write + cell.output for cell in cells)
+
+    by_pull = _pull_spends(pull_groups(session, scope=scope, period=period))
+    facts = pull_facts(session, by_pull)
+    reverted = reverted_pulls(session, repos={repo for repo, _ in by_pull})
+    ranked = sorted(by_pull.items(), key=lambda item: (-item[1].cost_usd, -item[1].records, *item[0]))
+    lifetimes = pull_lifetimes(session, rollup_scope(scope), [key for key, _ in ranked[:TOP_PULLS]])
+    pulls = []
+    for key, spend in ranked:
+        row = facts.get(key)
+        pulls.append(
+            PullSpend(
+                repo=key[0],
+                number=key[1],
+                title=(row.title if row is not None else None) or "",
+                author=(row.author if row is not None else None) or "",
+                outcome="reverted" if key in reverted else _outcome(row),
+                spend=spend,
+                lifetime=lifetimes.get(key, spend),
+                changed_lines=int(row.additions or 0) + int(row.deletions or 0) if row is not None else 0,
+                html_url=(row.html_url if row is not None else None) or "",
             )
-        ).where(where)
-    ).scalar_one()
-
-    pull_rows = _pull_rows(session, scope, period)
-    reverted = reverted_pulls(session, repos={row.pr_repo for row in pull_rows})
-    ranked = sorted(pull_rows, key=lambda r: (-int(r.cost), -int(r.records), r.pr_repo, r.pr_number))
-    lifetimes = _lifetimes(session, scope, [(r.pr_repo, r.pr_number) for r in ranked[:TOP_PULLS]])
-    pulls = [
-        PullSpend(
-            repo=row.pr_repo,
-            number=row.pr_number,
-            title=row.title or "",
-            author=row.author or "",
-            outcome="reverted" if (row.pr_repo, row.pr_number) in reverted else _outcome(row),
-            spend=spend_of(row),
-            lifetime=lifetimes.get((row.pr_repo, row.pr_number), spend_of(row)),
-            changed_lines=int(row.additions or 0) + int(row.deletions or 0),
-            html_url=row.html_url or "",
         )
-        for row in ranked
-    ]
 
-    branch_rows = session.execute(
-        sa.select(USAGE.c.repo, USAGE.c.branch, sa.func.max(USAGE.c.timestamp).label("last"), *spend_columns())
-        .where(unmatched)
-        .group_by(USAGE.c.repo, USAGE.c.branch)
-    ).all()
-    defaults = default_branches(session, {row.repo for row in branch_rows})
+    branch_spend = _sums(unmatched, lambda c: (c.repo, c.branch))
+    last: dict[tuple[str, str | None], datetime] = {}
+    for cell in unmatched:
+        seen = last.get((cell.repo, cell.branch))
+        if seen is None or cell.last_at > seen:
+            last[(cell.repo, cell.branch)] = cell.last_at
+    defaults = default_branches(session, {repo for repo, _ in branch_spend})
     branches = sorted(
         (
-            BranchSpend(row.repo, row.branch, row.branch == defaults.get(row.repo), spend_of(row), as_utc(row.last))
-            for row in branch_rows
+            BranchSpend(repo, branch, branch == defaults.get(repo), spend, last[(repo, branch)])
+            for (repo, branch), spend in branch_spend.items()
         ),
         key=lambda b: (-b.spend.cost_usd, -b.spend.records, b.repo, b.branch or ""),
     )
@@ -328,18 +313,18 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
         authors[person][0] += spend
 
     merged_rows = _merged_rows(session, scope, period)
-    weeks: dict[date, list[Any]] = defaultdict(list)
-    for row in merged_rows:
-        weeks[monday(as_utc(row.merged_at).date())].append(row)
+    weeks: dict[date, list[_Merged]] = defaultdict(list)
+    for merged in merged_rows:
+        weeks[monday(as_utc(merged.merged_at).date())].append(merged)
 
     return Analytics(
         scope=scope,
         period=period,
         bucket=kind,
-        totals=sum((spend_of(row) for row in agents), Spend()),
+        totals=sum(agents.values(), Spend()),
         tokens=int(tokens),
         by_bucket=buckets,
-        by_model=_by_model(session, where),
+        by_model=_by_model(cells),
         merged_weeks=tuple(_merged_week(week, rows) for week, rows in sorted(weeks.items())),
         merged=_merged_week(period.since.date(), merged_rows) if merged_rows else None,
         outcomes=tuple(outcomes),
@@ -350,7 +335,7 @@ def gather_analytics(session: Session, *, scope: Scope, period: Period) -> Analy
                 key=_costliest,
             )
         ),
-        by_agent=_named(agents),
+        by_agent=tuple(sorted((NamedSpend(name, spend) for name, spend in agents.items()), key=_costliest)),
         unmatched_by_branch=tuple(branches),
         repositories=_repositories(session, scope, pulls, branches, merged_rows),
     )

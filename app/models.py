@@ -7,7 +7,7 @@ no decimal type), and sums in SQL stay exact. It becomes a Decimal again at the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -232,3 +232,45 @@ class PullSpendGroup(SQLModel, table=True):
     cache_write_tokens: int = Field(sa_type=sa.BigInteger)
     output_tokens: int = Field(sa_type=sa.BigInteger)
     reasoning_tokens: int = Field(sa_type=sa.BigInteger)
+
+
+class UsageDay(SQLModel, table=True):
+    """The daily rollup (app.daily_rollup): counted usage (no `match_error`) summed per UTC day and what the org and
+    repository pages group by. Database triggers keep it in the same statement as every insert or update of
+    `usage`; deleting a usage row does not touch it (pruning keeps the figures). Each sum is held in two parts,
+    above and below 10^9 (as app.exact_sum adds), so that no cell overflows a bigint."""
+
+    __tablename__ = "usage_days"
+    __table_args__ = (
+        sa.Index(None, "owner", "day"),
+        sa.Index(None, "repo", "day"),
+        sa.Index(None, "pr_repo", "day"),
+        sa.Index(None, "pr_repo", "pr_number"),
+    )
+
+    # The key columns below, as one value: JSON text on SQLite, its SHA-256 on PostgreSQL (app.daily_rollup).
+    cell: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    owner: str = Field(sa_type=sa.String(100))
+    day: date
+    repo: str = Field(sa_type=sa.String(200))
+    pr_repo: str | None = Field(default=None, sa_type=sa.String(200))
+    pr_number: int | None = Field(default=None)
+    pr_private: bool = Field(default=False, sa_column=flag_column())
+    model: str = Field(sa_type=sa.String(255))
+    provider: str | None = Field(default=None, sa_type=sa.String(64))
+    agent: str | None = Field(default=None, sa_type=sa.String(100))
+    actor: str | None = Field(default=None, sa_type=sa.String(255))  # unmatched records only (pr_number None)
+    branch: str | None = Field(default=None, sa_type=sa.String(255))  # unmatched records only
+    last_at: datetime = Field(sa_type=utc_column())
+    records: int = Field(sa_type=sa.BigInteger)
+    unpriced: int = Field(sa_type=sa.BigInteger)
+    cost_hi: int = Field(sa_type=sa.BigInteger)
+    cost_lo: int = Field(sa_type=sa.BigInteger)
+    input_hi: int = Field(sa_type=sa.BigInteger)
+    input_lo: int = Field(sa_type=sa.BigInteger)
+    cache_read_hi: int = Field(sa_type=sa.BigInteger)
+    cache_read_lo: int = Field(sa_type=sa.BigInteger)
+    cache_write_hi: int = Field(sa_type=sa.BigInteger)
+    cache_write_lo: int = Field(sa_type=sa.BigInteger)
+    output_hi: int = Field(sa_type=sa.BigInteger)
+    output_lo: int = Field(sa_type=sa.BigInteger)

@@ -1,37 +1,46 @@
 """Per-person outcomes (issue 15): for each PR author, the spend on their PRs in the period next to what was
-merged and stayed merged. Shell: one aggregate query per scope; folding in Python. Sorted by name, never by spend
-(`app.people_view`)."""
+merged and stayed merged. Shell: the scope's rollup cells (app.daily_books), folded in Python. Sorted by name,
+never by spend (`app.people_view`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.books import usage_scope, usd, window
-from app.exact_sum import exact_sum
+from app.books import usd
+from app.daily_books import pull_facts, pull_groups
 from app.outcome_report import Period, Scope
 from app.people_view import PersonOutcome
 from app.reverts import reverted_pulls
-from app.tables import PULLS, USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A known PR's spend in the period (nano-dollars) and its facts."""
+
+    pr_repo: str
+    pr_number: int
+    cost: int
+    pull: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pull, name)
 
 
 def person_outcomes(session: Session, *, scope: Scope, period: Period) -> tuple[PersonOutcome, ...]:
-    spend = (
-        sa.select(
-            USAGE.c.pr_repo, USAGE.c.pr_number, sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost")
-        )
-        .where(usage_scope(scope), window(period), USAGE.c.pr_number.is_not(None), USAGE.c.pr_private.is_(False))
-        .group_by(USAGE.c.pr_repo, USAGE.c.pr_number)
-        .subquery()
-    )
-    rows = session.execute(
-        sa.select(spend, PULLS.c.author, PULLS.c.merged, PULLS.c.additions, PULLS.c.deletions).select_from(
-            spend.join(PULLS, sa.and_(PULLS.c.repo == spend.c.pr_repo, PULLS.c.number == spend.c.pr_number))
-        )
-    ).all()
+    spend: dict[tuple[str, int], int] = {}
+    for (_, _, _, repo, number, private), sums in pull_groups(session, scope=scope, period=period).items():
+        if not private:
+            spend[(repo, number)] = spend.get((repo, number), 0) + sums[0]
+    facts = pull_facts(session, spend)
+    rows = [
+        _Row(repo, number, cost, facts[(repo, number)])
+        for (repo, number), cost in spend.items()
+        if (repo, number) in facts
+    ]
     reverted = reverted_pulls(session, repos={row.pr_repo for row in rows})
     people: dict[str, list[Any]] = {}
     for row in rows:

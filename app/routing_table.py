@@ -1,6 +1,7 @@
 """What ships, per agent and model (issue 15): one row per agent × canonical model over a scope and period, the
-evidence a routing decision needs. Shell: one aggregate query (records grouped by agent, model and PR, with each
-PR's facts), then folding in Python, where model ids become canonical names (`app.pricing.canonical_model`).
+evidence a routing decision needs. Shell: the scope's daily rollup cells (app.daily_books) grouped by agent, model
+and PR, with each PR's facts, then folding in Python, where model ids become canonical names
+(`app.pricing.canonical_model`).
 
 The figures of a row, over the records made in the period that count on a PR:
 - spend, and the PRs it touched;
@@ -19,16 +20,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.books import usage_scope, usd, window
-from app.exact_sum import exact_sum
+from app.books import usd
+from app.daily_books import pull_facts, pull_groups
 from app.formatting import per_line_json, usd_json
 from app.outcome_report import Period, Scope
 from app.pricing import canonical_model
 from app.reverts import reverted_pulls
-from app.tables import PULLS, USAGE
 
 THIN_BELOW = 5  # rows resting on fewer PRs are greyed out: too few to route on
 
@@ -72,30 +71,45 @@ def _pull_outcome(row: Any, reverted: bool) -> str:
     return "closed" if row.state == "closed" else "open"
 
 
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The spend of one agent and model spelling on one PR, with the PR's facts (None: a PR not known yet)."""
+
+    agent: str | None
+    provider: str | None
+    model: str
+    pr_repo: str
+    pr_number: int
+    cost: int
+    records: int
+    unpriced: int
+    input: int
+    cache_read: int
+    cache_write: int
+    merged: bool | None
+    state: str | None
+    additions: int | None
+    deletions: int | None
+
+
+def _groups(session: Session, scope: Scope, period: Period) -> list[_Group]:
+    sums = {key[:5]: acc for key, acc in pull_groups(session, scope=scope, period=period).items() if not key[5]}
+    facts = pull_facts(session, {(key[3], key[4]) for key in sums})
+    groups = []
+    for key, acc in sums.items():
+        pull = facts.get((key[3], key[4]))
+        known = (pull.merged, pull.state, pull.additions, pull.deletions) if pull is not None else (None,) * 4
+        agent, provider, model, repo, number = key
+        cost, records, unpriced, tokens_in, cache_read, cache_write = acc
+        groups.append(
+            _Group(agent, provider, model, repo, number, cost, records, unpriced, tokens_in, cache_read, cache_write,
+                   *known)
+        )  # fmt: skip
+    return groups
+
+
 def agent_model_table(session: Session, *, scope: Scope, period: Period) -> tuple[AgentModelRow, ...]:
-    grouped = (
-        sa.select(
-            USAGE.c.agent,
-            USAGE.c.provider,
-            USAGE.c.model,
-            USAGE.c.pr_repo,
-            USAGE.c.pr_number,
-            sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
-            sa.func.count().label("records"),
-            sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-            sa.func.coalesce(exact_sum(USAGE.c.input_tokens), 0).label("input"),
-            sa.func.coalesce(exact_sum(USAGE.c.cache_read_tokens), 0).label("cache_read"),
-            sa.func.coalesce(exact_sum(USAGE.c.cache_write_tokens), 0).label("cache_write"),
-        )
-        .where(usage_scope(scope), window(period), USAGE.c.pr_number.is_not(None), USAGE.c.pr_private.is_(False))
-        .group_by(USAGE.c.agent, USAGE.c.provider, USAGE.c.model, USAGE.c.pr_repo, USAGE.c.pr_number)
-        .subquery()
-    )
-    rows = session.execute(
-        sa.select(grouped, PULLS.c.merged, PULLS.c.state, PULLS.c.additions, PULLS.c.deletions).select_from(
-            grouped.outerjoin(PULLS, sa.and_(PULLS.c.repo == grouped.c.pr_repo, PULLS.c.number == grouped.c.pr_number))
-        )
-    ).all()
+    rows = _groups(session, scope, period)
     reverted = reverted_pulls(session, repos={row.pr_repo for row in rows})
     sums: dict[tuple[str | None, str], dict[str, Any]] = {}
     for row in rows:

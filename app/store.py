@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import jobs, session_join
 from app.attribution import Attribution
+from app.daily_rollup import discount
 from app.db import chunks, utcnow
 from app.group_commit import group_for
 from app.pricing import price_nanousd
@@ -256,17 +257,16 @@ def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], in
         winner = next((owners[c].pk for c in record.call_ids if c in owners and owners[c].pk != pk), None)
         if winner is not None and (record.source, record.id) not in before:
             session.execute(sa.delete(USAGE_CALLS).where(USAGE_CALLS.c.usage_pk == pk))
+            discount(session, USAGE.c.pk == pk)  # out of the daily rollup, which a plain DELETE leaves alone
             session.execute(sa.delete(USAGE).where(USAGE.c.pk == pk))
             lost += 1
     return lost
 
 
 def _write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
-    driver: Any = session.connection().connection.dbapi_connection
-    # sqlite3 counts the rows each statement inserted or updated; a skipped conflict counts nothing.
-    before = driver.total_changes
-    session.connection().exec_driver_sql(_SQLITE_INSERT, rows)
-    return int(driver.total_changes - before)
+    # The rows each statement inserted or updated (a skipped conflict counts nothing); unlike the connection's
+    # total_changes, not the rows the daily rollup's triggers wrote (app.daily_rollup).
+    return int(session.connection().exec_driver_sql(_SQLITE_INSERT, rows).rowcount)
 
 
 def _copy(driver: Any, table: str, rows: list[tuple[Any, ...]]) -> None:

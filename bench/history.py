@@ -480,20 +480,27 @@ def load_postgres(url: str, history: History, records: int, *, pending: float = 
 
 def load(database_url: str, history: History, records: int, *, pending: float = 0.002) -> tuple[dict[str, int], float]:
     """Fill a migrated database; returns the row counts and the seconds it took."""
+    from app import daily_rollup
     from app.db import create_db_engine
     from app.pull_rollup import rebuild_all
 
     started = time.perf_counter()
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        daily_rollup.drop_triggers(connection)  # the bulk load goes without them: the rollup is rebuilt after it
     if database_url.startswith("sqlite"):
         counts = load_sqlite(database_url.split("///", 1)[1], history, records, pending=pending)
     else:
         counts = load_postgres(database_url, history, records, pending=pending)
-    # The per-PR rollup groups the worker keeps through matching (app.pull_rollup), in one set-based pass.
-    engine = create_db_engine(database_url)
+    # The per-PR rollup groups the worker keeps through matching (app.pull_rollup) and the daily rollup the
+    # triggers keep (app.daily_rollup), each in one set-based pass.
     with engine.begin() as connection:
         rebuild_all(connection)
+        daily_rollup.rebuild(connection)
+        daily_rollup.create_triggers(connection)
     if not database_url.startswith("sqlite"):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE usage_days")
             connection.exec_driver_sql("VACUUM ANALYZE pull_spend")
             connection.exec_driver_sql("VACUUM ANALYZE pull_requests")
     else:
@@ -501,6 +508,7 @@ def load(database_url: str, history: History, records: int, *, pending: float = 
             connection.exec_driver_sql("ANALYZE")
     engine.dispose()
     counts["pull_spend"] = _count(database_url, "pull_spend")
+    counts["usage_days"] = _count(database_url, "usage_days")
     return counts, time.perf_counter() - started
 
 
