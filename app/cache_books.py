@@ -5,15 +5,16 @@ name a PR's sessions with a cache-read share far below its repository's. Shell (
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.books import as_date, usage_day, usage_scope, usd, window
+from app.books import as_date, usage_scope, usd, window
 from app.cache_savings import (
     MIN_SESSION_INPUT,
     CacheDay,
@@ -24,12 +25,16 @@ from app.cache_savings import (
     low_cache_sessions,
     read_share,
 )
+from app.daily_books import Cell, window_cells
+from app.daily_rollup import SPLIT
 from app.db import as_utc
 from app.exact_sum import exact_sum
 from app.outcome_report import Period, Scope
 from app.pricing import canonical_model
 from app.pull_spend import counted_usage
-from app.tables import USAGE
+from app.tables import USAGE, USAGE_DAYS
+
+D = USAGE_DAYS.c
 
 MEDIAN_DAYS = 90  # the repository's sessions of the 90 days up to the PR's latest call make the median
 
@@ -38,23 +43,35 @@ def _sum(column: Any) -> Any:
     return sa.func.coalesce(exact_sum(column), 0)
 
 
-def cache_days(session: Session, where: Any) -> tuple[CacheDay, ...]:
-    """The cache tokens of the records `where` selects, by (model, provider, UTC day): one row per group that read
-    or wrote a cache, so a PR or a month costs a few dozen price lookups, each cached."""
-    day = usage_day(session)
+def _cache_day(cell: Cell) -> CacheDay:
+    return CacheDay(cell.model, cell.provider, cell.day, cell.cache_read, cell.cache_write)
+
+
+def _by_model_and_day(days: Iterable[CacheDay]) -> tuple[CacheDay, ...]:
+    """One group per (model, provider, UTC day) that read or wrote a cache, so a PR or a month costs a few dozen
+    price lookups, each cached."""
+    groups: dict[tuple[str, str | None, date], list[int]] = {}
+    for group in days:
+        if group.cache_read_tokens or group.cache_write_tokens:
+            acc = groups.setdefault((group.model, group.provider, group.day), [0, 0])
+            acc[0] += group.cache_read_tokens
+            acc[1] += group.cache_write_tokens
+    ordered = sorted(groups.items(), key=lambda item: (item[0][2], item[0][0], item[0][1] or ""))
+    return tuple(CacheDay(model, provider, day, reads, writes) for (model, provider, day), (reads, writes) in ordered)
+
+
+def pull_cache_days(session: Session, repo: str, number: int) -> tuple[CacheDay, ...]:
+    """A PR's cache tokens by model and day, from the daily rollup (its counted records: app.pull_spend's rule),
+    not from every record of a heavy PR."""
+    figures = [D[f"{name}_{part}"] for name in ("cache_read", "cache_write") for part in ("hi", "lo")]
     rows = session.execute(
-        sa.select(
-            USAGE.c.model,
-            USAGE.c.provider,
-            day.label("day"),
-            _sum(USAGE.c.cache_read_tokens).label("reads"),
-            _sum(USAGE.c.cache_write_tokens).label("writes"),
+        sa.select(D.model, D.provider, D.day, *figures).where(
+            D.pr_repo == repo, D.pr_number == number, D.pr_private.is_(False)
         )
-        .where(where, sa.or_(USAGE.c.cache_read_tokens > 0, USAGE.c.cache_write_tokens > 0))
-        .group_by(USAGE.c.model, USAGE.c.provider, day)
     ).all()
-    groups = (CacheDay(r.model, r.provider, as_date(r.day), int(r.reads), int(r.writes)) for r in rows)
-    return tuple(sorted(groups, key=lambda g: (g.day, g.model, g.provider or "")))
+    return _by_model_and_day(
+        CacheDay(row[0], row[1], as_date(row[2]), row[3] * SPLIT + row[4], row[5] * SPLIT + row[6]) for row in rows
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +83,10 @@ class ScopeCache:
 
 
 def scope_cache(session: Session, *, scope: Scope, period: Period) -> ScopeCache:
-    where = sa.and_(usage_scope(scope), window(period))
-    tokens = session.execute(
-        sa.select(
-            _sum(USAGE.c.input_tokens).label("input"),
-            _sum(USAGE.c.cache_read_tokens).label("reads"),
-            _sum(USAGE.c.cache_write_tokens).label("writes"),
-        ).where(where)
-    ).one()
-    return ScopeCache(
-        efficiency=cache_efficiency(cache_days(session, where)),
-        share=read_share(int(tokens.input), int(tokens.reads), int(tokens.writes)),
-    )
+    """From the period's rollup cells, which the page's other sections read too."""
+    cells = window_cells(session, scope=scope, period=period)
+    totals = (sum(c.input for c in cells), sum(c.cache_read for c in cells), sum(c.cache_write for c in cells))
+    return ScopeCache(efficiency=cache_efficiency(_by_model_and_day(map(_cache_day, cells))), share=read_share(*totals))
 
 
 def _session_rows(session: Session, where: Any) -> list[Any]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.budget import limits_with_overrides
-from app.cache_books import cache_days
+from app.cache_books import pull_cache_days
 from app.db import as_utc, utcnow
 from app.money import from_nanousd
 from app.people import logins_of
@@ -142,7 +142,7 @@ def gather_facts(
         reverted_by=outcome.reverted_by,
         reverts=outcome.reverts,
         phases=outcome.phases,
-        cache_days=cache_days(session, counted_usage(repo, number)),
+        cache_days=pull_cache_days(session, repo, number),
     )
 
 
