@@ -347,10 +347,30 @@ def store_usage(
         return Written(accepted=0, duplicates=0)
     priced = list(prices) if prices is not None else [price_nanousd(record) for record in records]
     unique = _keep_largest(zip(records, priced, strict=True))
-    batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique, prepare=prepare)
     if factory.kw["bind"].dialect.name == "sqlite":
+        batch = _Batch(owner=owner, share_upstream=share_upstream, items=unique, prepare=prepare)
         accepted = group_for(factory, _write_batch).submit(factory, batch)
     else:
-        with factory() as session, session.begin():
-            accepted = _write_batch(session, batch)
+        accepted = _retrying_deadlocks(factory, lambda: _Batch(owner, share_upstream, list(unique), prepare=prepare))
     return Written(accepted=accepted, duplicates=len(records) - accepted)
+
+
+_DEADLOCK_ATTEMPTS = 5
+
+
+def _retrying_deadlocks(factory: sessionmaker[Session], new_batch: Any) -> int:
+    """One transaction, tried again when PostgreSQL chose it as a deadlock's victim. The rows it writes lock shared
+    rollup rows (a PR's, a day's) that matching, running at the same time, updates in statements of its own; each
+    statement takes its rows in one order, but two transactions of several statements can still meet in a cycle.
+    The victim was rolled back whole, so the batch is built again from the request's records and nothing is lost
+    or written twice."""
+    for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+        try:
+            with factory() as session, session.begin():
+                return _write_batch(session, new_batch())
+        except (sa.exc.DBAPIError, psycopg.errors.DeadlockDetected) as error:
+            # COPY goes through the driver itself, so its error arrives unwrapped
+            cause = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+            if attempt == _DEADLOCK_ATTEMPTS or not isinstance(cause, psycopg.errors.DeadlockDetected):
+                raise
+    raise AssertionError("unreachable")
