@@ -31,7 +31,7 @@ from app.group_commit import group_for
 from app.pricing import price_nanousd
 from app.pull_rollup import refresh_pull_spend
 from app.records import UsageRecord
-from app.tables import USAGE, USAGE_CALLS
+from app.tables import USAGE, USAGE_CALLS, USAGE_KEYS
 
 COLUMNS = (
     "source", "record_id", "timestamp", "provider", "model", "input_tokens", "cache_read_tokens",
@@ -153,14 +153,18 @@ def _dedupe_calls_in_batch(batch: _Batch) -> None:
     batch.items = kept
 
 
+_ATTRIBUTION = (USAGE.c.repo, USAGE.c.branch, USAGE.c.commit, USAGE.c.pr)
+
+
 def _stored_calls(session: Session, owner: str, call_ids: Sequence[str]) -> dict[str, Any]:
-    """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by)."""
+    """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by); a call whose
+    record was pruned (app.retention) keeps its id, with `source` None."""
     u, c = USAGE.c, USAGE_CALLS.c
     found: dict[str, Any] = {}
     for chunk in chunks(sorted(set(call_ids))):
         query = (
-            sa.select(c.call_id, u.pk, u.source, u.record_id, u.repo, u.branch, u.commit, u.pr, u.also_seen_by)
-            .select_from(USAGE_CALLS.join(USAGE, u.pk == c.usage_pk))
+            sa.select(c.call_id, c.usage_pk.label("pk"), u.source, u.record_id, *_ATTRIBUTION, u.also_seen_by)
+            .select_from(USAGE_CALLS.outerjoin(USAGE, u.pk == c.usage_pk))
             .where(c.owner == owner, c.call_id.in_(chunk))
         )
         found.update((row.call_id, row) for row in session.execute(query))
@@ -178,6 +182,8 @@ def _drop_stored_calls(session: Session, batch: _Batch) -> None:
         if row is None or (row.source, row.record_id) == (record.source, record.id):
             kept.append((record, priced))  # a new call, or this very record sent again
             continue
+        if row.source is None:
+            continue  # a call of a pruned day: counted once already, nothing left to fill in
         fill = batch.fills.get(row.pk)
         if fill is None:
             have = Attribution(repo=row.repo, branch=row.branch, commit=row.commit, pr=row.pr)
@@ -233,6 +239,23 @@ def _keys_present(session: Session, owner: str, keys: Sequence[tuple[str, str]])
             query = sa.select(u.pk, u.record_id).where(u.owner == owner, u.source == source, u.record_id.in_(chunk))
             present.update(((source, r.record_id), r.pk) for r in session.execute(query))
     return present
+
+
+def _drop_pruned(session: Session, batch: _Batch) -> int:
+    """Records whose key outlived their pruned record (`usage_keys`, app.retention): duplicates, never stored again.
+    Returns how many there were."""
+    k = USAGE_KEYS.c
+    by_source: dict[str, set[str]] = {}
+    for record, _ in batch.items:
+        by_source.setdefault(record.source, set()).add(record.id)
+    pruned: set[tuple[str, str]] = set()
+    for source, record_ids in by_source.items():
+        for chunk in chunks(sorted(record_ids)):
+            query = sa.select(k.record_id).where(k.owner == batch.owner, k.source == source, k.record_id.in_(chunk))
+            pruned.update((source, record_id) for (record_id,) in session.execute(query))
+    if pruned:
+        batch.items = [(record, priced) for record, priced in batch.items if (record.source, record.id) not in pruned]
+    return len(pruned)
 
 
 def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], int]) -> int:
@@ -302,6 +325,7 @@ def _write_batch(session: Session, batch: _Batch) -> int:
         batch.items, batch.repos = batch.prepare(session, batch.items, batch.repos)
     sqlite = session.get_bind().dialect.name == "sqlite"
     batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
+    _drop_pruned(session, batch)
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
     if has_calls:
