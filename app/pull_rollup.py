@@ -8,7 +8,8 @@ reads aggregate the records instead (app.pull_spend). Each rewrite is one GROUP 
 per change instead of once per read. Only `pull_spend` is written, never `pull_requests`: a refresh holds the PR's
 row lock while it waits for the repository's matching lock, so matching must not wait for that row (PostgreSQL).
 
-`rebuild_all` fills every PR's rollup in a few set-based statements (migration 0014, bench/history.py).
+`rebuild_all` fills every PR's rollup in a few set-based statements (migration 0014, bench/history.py) from the
+records alone: it is for histories that were never pruned (`refresh_pull_spend` adds what pruning carried).
 """
 
 from __future__ import annotations

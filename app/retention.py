@@ -105,9 +105,10 @@ def _survey(connection: Connection, *, table: str, scope: str, params: dict[str,
 
 def _text(statement: str, table: str, scope: str) -> sa.TextClause:
     # The bound time is typed, so SQLite compares it in the text form it stores times in.
-    return sa.text(statement.format(table=table, scope=scope)).bindparams(
-        sa.bindparam("cutoff", type_=sa.DateTime(timezone=True))
-    )
+    clause = sa.text(statement.format(table=table, scope=scope))
+    if ":cutoff" not in clause.text:
+        return clause
+    return clause.bindparams(sa.bindparam("cutoff", type_=sa.DateTime(timezone=True)))
 
 
 def _prune_batches(engine: Engine, pruned: Pruned, *, dry_run: bool, batch: int) -> None:

@@ -8,9 +8,10 @@ Two rules make a record count once:
   answered as a duplicate.
 
 This is the hot path of the product (every model call of a company passes here), so it skips what costs per row:
-rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL), not ORM objects, and
-every lookup is one query per batch, never one per record. Batches without call ids (the canonical API's usual
-shape) pay for none of the call bookkeeping.
+rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL; app.usage_write), not ORM
+objects, and every lookup is one query per batch, never one per record. Batches without call ids (the canonical
+API's usual shape) pay for none of the call bookkeeping. The keys of pruned records (`usage_keys`, app.retention)
+still answer as duplicates.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,32 +32,8 @@ from app.pricing import price_nanousd
 from app.pull_rollup import refresh_pull_spend
 from app.records import UsageRecord
 from app.tables import USAGE, USAGE_CALLS, USAGE_KEYS
+from app.usage_write import write_postgres, write_sqlite
 
-COLUMNS = (
-    "source", "record_id", "timestamp", "provider", "model", "input_tokens", "cache_read_tokens",
-    "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd", "cost_reported", "owner", "repo",
-    "branch", "commit", "pr", "actor", "agent", "session_id", "received_at", "call_id", "share_upstream",
-    "also_seen_by",
-)  # fmt: skip
-_QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
-_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-_UPDATED = (*_TOKENS, "reasoning_tokens", "cost_nanousd", "cost_reported")
-
-
-def _total(prefix: str) -> str:
-    return " + ".join(f"{prefix}.{name}" for name in _TOKENS)
-
-
-# A grown record is matched again (matched_at NULL): its pull request's totals changed, so the worker refreshes it.
-_ON_CONFLICT = (
-    "ON CONFLICT (owner, source, record_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
-    + ", matched_at = NULL"
-    + f" WHERE {_total('excluded')} > {_total('usage')}"
-)
-_SQLITE_INSERT = f"INSERT INTO usage ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))}) {_ON_CONFLICT}"
-_PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS usage_incoming (LIKE usage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-_PG_INSERT = f"INSERT INTO usage ({_QUOTED}) SELECT {_QUOTED} FROM usage_incoming {_ON_CONFLICT}"
 _CALLS_INSERT = "INSERT INTO usage_calls (owner, call_id, usage_pk) VALUES ({}) ON CONFLICT DO NOTHING"
 
 
@@ -241,6 +217,11 @@ def _keys_present(session: Session, owner: str, keys: Sequence[tuple[str, str]])
     return present
 
 
+def _live(k: Any) -> Any:
+    """The key's record is still stored (PostgreSQL keeps every record's key; its time finds the partition)."""
+    return sa.exists().where(USAGE.c.pk == k.usage_pk, USAGE.c.timestamp == k.timestamp)
+
+
 def _drop_pruned(session: Session, batch: _Batch) -> int:
     """Records whose key outlived their pruned record (`usage_keys`, app.retention): duplicates, never stored again.
     Returns how many there were."""
@@ -251,7 +232,9 @@ def _drop_pruned(session: Session, batch: _Batch) -> int:
     pruned: set[tuple[str, str]] = set()
     for source, record_ids in by_source.items():
         for chunk in chunks(sorted(record_ids)):
-            query = sa.select(k.record_id).where(k.owner == batch.owner, k.source == source, k.record_id.in_(chunk))
+            query = sa.select(k.record_id).where(
+                k.owner == batch.owner, k.source == source, k.record_id.in_(chunk), ~_live(k)
+            )
             pruned.update((source, record_id) for (record_id,) in session.execute(query))
     if pruned:
         batch.items = [(record, priced) for record, priced in batch.items if (record.source, record.id) not in pruned]
@@ -284,41 +267,6 @@ def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], in
     return lost
 
 
-def _write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
-    driver: Any = session.connection().connection.dbapi_connection
-    # sqlite3 counts the rows each statement inserted or updated; a skipped conflict counts nothing.
-    before = driver.total_changes
-    session.connection().exec_driver_sql(_SQLITE_INSERT, rows)
-    return int(driver.total_changes - before)
-
-
-def _copy(driver: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({_QUOTED}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
-    """COPY straight into `usage` when every record is new (the usual case: one statement, as fast as the database
-    writes); when one is not, that COPY fails on the unique key, is rolled back to its savepoint, and the batch goes
-    through a session-local staging table and one INSERT … SELECT with the conflict rule instead."""
-    connection = session.connection()
-    driver: Any = connection.connection.dbapi_connection
-    savepoint = connection.begin_nested()
-    try:
-        _copy(driver, "usage", rows)
-    except psycopg.errors.UniqueViolation:
-        savepoint.rollback()
-    else:
-        savepoint.commit()
-        return len(rows)
-    connection.exec_driver_sql(_PG_STAGE)
-    _copy(driver, "usage_incoming", rows)
-    result = connection.exec_driver_sql(_PG_INSERT)
-    connection.exec_driver_sql("TRUNCATE usage_incoming")
-    return int(result.rowcount)
-
-
 def _write_batch(session: Session, batch: _Batch) -> int:
     """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
     if batch.prepare is not None:
@@ -337,7 +285,7 @@ def _write_batch(session: Session, batch: _Batch) -> int:
              sqlite=sqlite)
         for record, priced in batch.items
     ]  # fmt: skip
-    written = (_write_sqlite(session, rows) if sqlite else _write_postgres(session, rows)) if rows else 0
+    written = (write_sqlite(session, rows) if sqlite else write_postgres(session, rows)) if rows else 0
     if has_calls:
         written -= _map_calls(session, batch, before)
     if batch.fills:

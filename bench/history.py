@@ -490,6 +490,15 @@ def load(database_url: str, history: History, records: int, *, pending: float = 
         counts = load_postgres(database_url, history, records, pending=pending)
     # The per-PR rollup groups the worker keeps through matching (app.pull_rollup), in one set-based pass.
     engine = create_db_engine(database_url)
+    if not database_url.startswith("sqlite"):
+        from app.partitions import adopt_default
+
+        with engine.begin() as connection:  # the months of the history get their partitions, every record its key
+            adopt_default(connection)
+            connection.exec_driver_sql(
+                'INSERT INTO usage_keys (owner, source, record_id, usage_pk, "timestamp") '
+                'SELECT owner, source, record_id, pk, "timestamp" FROM usage ON CONFLICT DO NOTHING'
+            )
     with engine.begin() as connection:
         rebuild_all(connection)
     if not database_url.startswith("sqlite"):
