@@ -27,8 +27,8 @@ def unpriced(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def seed_history(desk: Desk) -> None:
-    """A PR from August to November: pushes and review verdicts between its records, two sessions, an unpriced
-    model, the same call from two sources, a shared-upstream owner's record, and another PR's records."""
+    """A PR from August to November: pushes and review verdicts between its records, three sessions, two agents, an
+    unpriced model, the same call from two sources, and usage on a branch with no PR."""
     desk.deliver("pull_request", pull_event("opened", 0))
     desk.usage(
         record("a1", at=day(8, 11), session_id="s1", call_id="call-1"),
@@ -52,14 +52,14 @@ def seed_history(desk: Desk) -> None:
     desk.settle()
 
 
-def views(desk: Desk) -> dict[str, Any]:
+def views(desk: Desk, *, repo: str = REPO) -> dict[str, Any]:
     """What a PR shows: its summary, its budget verdict against a limit, and its comment's text."""
     headers = {"Authorization": f"Bearer {desk.token('acme')}"}
-    path = f"/v1/repos/{REPO}/pulls/{NUMBER}"
+    path = f"/v1/repos/{repo}/pulls/{NUMBER}"
     budget = desk.client.get(f"{path}/budget?max_cost=5", headers=headers).json()
     comment = desk.client.get(f"{path}/comment.md", headers=headers)
     assert comment.status_code == 200, comment.text
-    summary = desk.summary(NUMBER)
+    summary = desk.summary(NUMBER, repo=repo)
     return {
         "summary": summary,
         "budget": {key: budget[key] for key in ("status", "cost_usd", "reasons")},

@@ -4,12 +4,21 @@ duplicate; the command runs for real, in a subprocess, on both databases."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import itertools
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app import partitions
+from app.retention import prune as prune_records
 from app.tables import PRUNED_SPEND, USAGE, USAGE_KEYS
 from tests.cli_runner import run_cli
 from tests.desk import Desk, record
-from tests.prune_scene import NUMBER, day, pull_event, seed_history, views
+from tests.github_payloads import make_pull_request_event, make_review_event
+from tests.prune_scene import NUMBER, SHAS, day, pull_event, seed_history, views
 
 
 def prune(desk: Desk, database_url: str, before: str, *extra: str) -> str:
@@ -107,3 +116,77 @@ def test_a_bad_date_is_a_clear_error(database_url: str) -> None:
         assert done.returncode == 2
         assert "is not a date: write YYYY-MM-DD" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+# -- random histories ------------------------------------------------------------------------------------------------
+
+_examples = itertools.count()
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> dict[str, Any]:
+    """Records, pushes and review verdicts of one PR spread over August to November, and a day to prune before."""
+    records = [
+        {
+            "day": draw(st.integers(0, 110)),
+            "model": draw(st.sampled_from(["claude-sonnet-4-5", "gpt-4o", "in-house-model"])),
+            "actor": draw(st.sampled_from(["alice", "bob"])),
+            "agent": draw(st.sampled_from(["claude-code", "codex", None])),
+            "session": draw(st.sampled_from(["s1", "s2", None])),
+            "source": draw(st.sampled_from(["api", "litellm"])),
+            "call": draw(st.sampled_from([None, None, None, "c1"])),  # now and then the same call twice
+            "cost": draw(st.sampled_from([None, "0.25", "1.50"])),
+        }
+        for _ in range(draw(st.integers(1, 8)))
+    ]
+    return {
+        "records": records,
+        "pushes": sorted(draw(st.sets(st.integers(1, 110), max_size=3))),
+        "reviews": sorted(draw(st.sets(st.integers(1, 110), max_size=2))),
+        "prune": draw(st.integers(0, 112)),
+    }
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=histories())
+def test_any_history_shows_the_same_figures_after_pruning(desk: Desk, history: dict[str, Any]) -> None:
+    n = next(_examples)
+    repo, start = f"acme/prune{n}", datetime(2026, 8, 1, tzinfo=UTC)
+
+    def at(days: int) -> datetime:
+        return start + timedelta(days=days, hours=n % 12)
+
+    engine = desk.factory.kw["bind"]
+    with engine.begin() as connection:  # PostgreSQL: August to October in partitions of their own, so that
+        for month in (8, 9, 10):  # pruning drops them; SQLite has none
+            if partitions.is_partitioned(connection):
+                partitions.create_month(connection, date(2026, month, 1))
+    opened = make_pull_request_event("opened", repo=repo, head_sha=SHAS[0], created_at=start)
+    desk.deliver("pull_request", opened)
+    bodies = []
+    for i, item in enumerate(history["records"]):
+        body = record(f"r{n}-{i}", at=at(item["day"]), repo=repo, model=item["model"], actor=item["actor"],
+                      source=item["source"], cost_usd=item["cost"], pr=NUMBER)  # fmt: skip
+        for name, value in (
+            ("agent", item["agent"]),
+            ("session_id", item["session"]),
+            ("call_id", item["call"] and f"{item['call']}-{n}"),
+        ):
+            body[name] = value
+        bodies.append({key: value for key, value in body.items() if value is not None})
+    assert desk.usage(*bodies)["status_code"] == 200
+    for i, days in enumerate(history["pushes"], start=1):
+        event = make_pull_request_event("synchronize", repo=repo, head_sha=SHAS[i], created_at=start,
+                                        updated_at=at(days))  # fmt: skip
+        desk.deliver("pull_request", event)
+    for i, days in enumerate(history["reviews"]):
+        state = "approved" if i else "changes_requested"
+        desk.deliver("pull_request_review", make_review_event(state, pull_event=opened, review_id=100 * n + i,
+                                                              submitted_at=at(days)))  # fmt: skip
+    desk.settle()
+    before = views(desk, repo=repo)
+    prune_records(engine, (start + timedelta(days=history["prune"])).date())
+    assert views(desk, repo=repo) == before
+    desk.deliver("pull_request", make_pull_request_event("edited", repo=repo, head_sha=SHAS[0], created_at=start))
+    desk.settle()
+    assert views(desk, repo=repo) == before
