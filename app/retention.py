@@ -112,27 +112,31 @@ def _text(statement: str, table: str, scope: str) -> sa.TextClause:
 
 
 def _prune_batches(engine: Engine, pruned: Pruned, *, dry_run: bool, batch: int) -> None:
-    """Delete the records before the cutoff in `usage` itself, `batch` at a time (lowest pk first), each batch
-    carried and deleted in one short transaction."""
-    find = _text('SELECT u.pk FROM usage u WHERE u."timestamp" < :cutoff ORDER BY u.pk LIMIT :n', "usage", "")
+    """Delete the records before the cutoff, `batch` at a time (lowest pk first), each batch carried and deleted in
+    one short transaction: in `usage` on SQLite, in the DEFAULT partition on PostgreSQL (what is left before the
+    cutoff once its months are dropped)."""
+    table = partitions.DEFAULT if engine.dialect.name == "postgresql" else "usage"
+    find = _text(f'SELECT u.pk FROM {table} u WHERE u."timestamp" < :cutoff ORDER BY u.pk LIMIT :n', "", "")
+    delete = _text(f'DELETE FROM {table} WHERE "timestamp" < :cutoff AND pk <= :last', "", "")
     if dry_run:
         with engine.connect() as connection:
-            scope = 'u."timestamp" < :cutoff'
-            params = _params(pruned.cutoff)
-            pruned.records += int(connection.execute(_text(f"SELECT COUNT(*) FROM usage u WHERE {scope}", "", ""),
-                                                     params).scalar_one())  # fmt: skip
-            _survey(connection, table="usage", scope=scope, params=params, pruned=pruned)
+            scope, params = 'u."timestamp" < :cutoff', _params(pruned.cutoff)
+            count = _text(f"SELECT COUNT(*) FROM {table} u WHERE {scope}", "", "")
+            pruned.records += int(connection.execute(count, params).scalar_one())
+            _survey(connection, table=table, scope=scope, params=params, pruned=pruned)
         return
     while True:
         with engine.begin() as connection:
+            if table == partitions.DEFAULT:
+                # Writers wait for this batch, so no row can arrive between its carry and its delete. (On SQLite
+                # the carry, the first write, takes the one write lock for the rest of the transaction.)
+                connection.execute(sa.text(f"LOCK TABLE {table} IN SHARE MODE"))
             pks = [pk for (pk,) in connection.execute(find, {"cutoff": pruned.cutoff, "n": batch})]
             if not pks:
                 return
             params = _params(pruned.cutoff, last=pks[-1])
-            _carry(connection, table="usage", scope=_BATCH_SCOPE, params=params, pruned=pruned)
-            deleted = connection.execute(_text('DELETE FROM usage WHERE "timestamp" < :cutoff AND pk <= :last', "", ""),
-                                         params)  # fmt: skip
-            pruned.records += int(deleted.rowcount)
+            _carry(connection, table=table, scope=_BATCH_SCOPE, params=params, pruned=pruned)
+            pruned.records += int(connection.execute(delete, params).rowcount)
 
 
 def prune(engine: Engine, before: date, *, dry_run: bool = False, batch: int = BATCH) -> Pruned:

@@ -99,6 +99,9 @@ def test_prune_drops_whole_months_and_says_so(desk: Desk, database_url: str) -> 
     seed_history(desk)
     desk.usage(record("odd", at=datetime(2025, 3, 31, tzinfo=UTC), branch="old"))  # the DEFAULT partition
     before = views(desk)
+    dry = run_cli("prune", "--before", "2026-10-15", "--dry-run", database_url=database_url)
+    assert "would remove 5 usage records before 2026-10-01 (2 monthly partitions" in dry.stdout, dry.stderr
+    assert date(2026, 8, 1) in _months(engine)
     done = run_cli("prune", "--before", "2026-10-15", database_url=database_url)
     assert done.returncode == 0, done.stderr
     assert "2026-10-15 is not the first of a month: only whole months are pruned, before 2026-10-01" in done.stdout
