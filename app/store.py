@@ -217,14 +217,10 @@ def _keys_present(session: Session, owner: str, keys: Sequence[tuple[str, str]])
     return present
 
 
-def _live(k: Any) -> Any:
-    """The key's record is still stored (PostgreSQL keeps every record's key; its time finds the partition)."""
-    return sa.exists().where(USAGE.c.pk == k.usage_pk, USAGE.c.timestamp == k.timestamp)
-
-
-def _drop_pruned(session: Session, batch: _Batch) -> int:
-    """Records whose key outlived their pruned record (`usage_keys`, app.retention): duplicates, never stored again.
-    Returns how many there were."""
+def _drop_pruned(session: Session, batch: _Batch) -> None:
+    """SQLite: records whose key outlived their pruned record (`usage_keys`, app.retention) are duplicates, never
+    stored again. (On PostgreSQL `usage_keys` holds every record's key and the write itself finds them,
+    app.usage_write.)"""
     k = USAGE_KEYS.c
     by_source: dict[str, set[str]] = {}
     for record, _ in batch.items:
@@ -232,13 +228,10 @@ def _drop_pruned(session: Session, batch: _Batch) -> int:
     pruned: set[tuple[str, str]] = set()
     for source, record_ids in by_source.items():
         for chunk in chunks(sorted(record_ids)):
-            query = sa.select(k.record_id).where(
-                k.owner == batch.owner, k.source == source, k.record_id.in_(chunk), ~_live(k)
-            )
+            query = sa.select(k.record_id).where(k.owner == batch.owner, k.source == source, k.record_id.in_(chunk))
             pruned.update((source, record_id) for (record_id,) in session.execute(query))
     if pruned:
         batch.items = [(record, priced) for record, priced in batch.items if (record.source, record.id) not in pruned]
-    return len(pruned)
 
 
 def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], int]) -> int:
@@ -249,6 +242,9 @@ def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], in
     if not with_calls:
         return 0
     pks = _keys_present(session, batch.owner, [(r.source, r.id) for r in with_calls])
+    with_calls = [r for r in with_calls if (r.source, r.id) in pks]  # not a pruned record sent again (PostgreSQL)
+    if not with_calls:
+        return 0
     rows = [(batch.owner, call_id, pks[(r.source, r.id)]) for r in with_calls for call_id in r.call_ids]
     connection = session.connection()
     marks = "?, ?, ?" if connection.dialect.name == "sqlite" else "%s, %s, %s"
@@ -273,7 +269,8 @@ def _write_batch(session: Session, batch: _Batch) -> int:
         batch.items, batch.repos = batch.prepare(session, batch.items, batch.repos)
     sqlite = session.get_bind().dialect.name == "sqlite"
     batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
-    _drop_pruned(session, batch)
+    if sqlite:
+        _drop_pruned(session, batch)
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
     if has_calls:

@@ -6,16 +6,19 @@ the rows are; DESIGN §2).
 - **PostgreSQL**: `usage` is partitioned by month (app.partitions), and a partitioned table's unique keys must
   hold the partition key, so (owner, source, record_id) would no longer be unique on its own: the same record
   re-sent with another time would be stored twice. The key lives in `usage_keys` instead, one unpartitioned row
-  per record, kept when the record is pruned. The batch is COPied into a session-local staging table (where each
-  row draws its pk from usage's sequence); one statement inserts the keys that are new and, for those alone, the
+  per record, kept when the record is pruned. A batch of new records is two COPYs, keys first. Otherwise it is
+  COPied into a session-local staging table; one statement inserts the keys that are new and, for those alone, the
   rows; a second grows the stored records the staged ones outgrew. Two requests with the same key at once: the
-  second's key insert waits for the first to commit and then writes nothing, as the unique key did before.
+  second's key insert waits for the first to commit and then fails (COPY) or writes nothing (the staging path),
+  as the unique key did before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 from sqlalchemy.orm import Session
 
 COLUMNS = (
@@ -42,6 +45,7 @@ _ON_CONFLICT = (
 )
 _SQLITE_INSERT = f"INSERT INTO usage ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))}) {_ON_CONFLICT}"
 
+_COPY_KEYS = 'COPY usage_keys (owner, source, record_id, usage_pk, "timestamp") FROM STDIN'
 _PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS usage_incoming (LIKE usage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 _PG_INSERT = f"""
 WITH new AS (
@@ -69,14 +73,34 @@ def write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
     return int(driver.total_changes - before)
 
 
-def write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
-    """Returns the rows inserted or grown."""
-    connection = session.connection()
-    driver: Any = connection.connection.dbapi_connection
-    connection.exec_driver_sql(_PG_STAGE)
-    with driver.cursor() as cursor, cursor.copy(f"COPY usage_incoming ({_QUOTED}) FROM STDIN") as copy:
+def _copy(driver: Any, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+_KEY = tuple(COLUMNS.index(name) for name in ("owner", "source", "record_id", "timestamp"))
+
+
+def write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
+    """Returns the rows inserted or grown. When every record is new (the usual case) the rows take their pks from
+    the sequence in one query and go in with two COPYs, keys first; when a key exists already, that COPY fails on
+    it, is rolled back to its savepoint, and the batch goes through the staging table instead."""
+    connection = session.connection()
+    driver: Any = connection.connection.dbapi_connection
+    pks = connection.exec_driver_sql(f"SELECT nextval('usage_pk_seq') FROM generate_series(1, {len(rows)})")
+    keyed = [(pk, *row) for (pk,), row in zip(pks, rows, strict=True)]
+    savepoint = connection.begin_nested()
+    try:
+        _copy(driver, _COPY_KEYS, ((*(row[i + 1] for i in _KEY[:3]), row[0], row[_KEY[3] + 1]) for row in keyed))
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+    else:
+        _copy(driver, f"COPY usage (pk, {_QUOTED}) FROM STDIN", keyed)
+        savepoint.commit()
+        return len(rows)
+    connection.exec_driver_sql(_PG_STAGE)
+    _copy(driver, f"COPY usage_incoming ({_QUOTED}) FROM STDIN", rows)
     inserted = connection.exec_driver_sql(_PG_INSERT).rowcount
     grown = connection.exec_driver_sql(_PG_GROW).rowcount
     connection.exec_driver_sql("TRUNCATE usage_incoming")

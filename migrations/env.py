@@ -37,18 +37,20 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     engine = create_db_engine(_url())
-    with engine.connect() as connection:
-        # Batch mode lets ALTER TABLE work on SQLite (it recreates the table).
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=True,
-            compare_type=True,
-            include_object=include_object,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            # Batch mode lets ALTER TABLE work on SQLite (it recreates the table).
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=True,
+                compare_type=True,
+                include_object=include_object,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:  # also when a migration refuses (0018's downgrade over pruned totals): no connection left open
+        engine.dispose()
 
 
 if context.is_offline_mode():

@@ -74,6 +74,8 @@ def test_a_pruned_record_or_call_sent_again_is_a_duplicate(desk: Desk, database_
     assert (again["accepted"], again["duplicates"]) == (0, 1), again
     moved = desk.usage(record("a2", at=day(11, 25), cost_usd="9.00"))  # the same record, at another time
     assert (moved["accepted"], moved["duplicates"]) == (0, 1), moved
+    new_call = desk.usage(record("a3", at=day(9, 5), call_id="call-never-seen"))  # a pruned record, new call id
+    assert (new_call["accepted"], new_call["duplicates"]) == (0, 1), new_call
     call = desk.usage(record("a1-otel", at=day(8, 11), call_id="call-1", source="helicone"))
     assert (call["accepted"], call["duplicates"]) == (0, 1), call
     desk.settle()
