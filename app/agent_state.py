@@ -31,7 +31,7 @@ from app.daily_rollup import discount
 from app.db import as_utc, utcnow
 from app.pricing import price_nanousd
 from app.records import CumulativePoint, SessionCommit, UsageRecord
-from app.tables import AGENT_SESSIONS, METRIC_SERIES, USAGE
+from app.tables import AGENT_SESSIONS, METRIC_SERIES, USAGE, USAGE_KEYS
 
 Priced = tuple[int | None, bool]  # (cost in nano-dollars, reported by the source), as the store has it
 Item = tuple[UsageRecord, Priced]
@@ -207,6 +207,12 @@ def _drop_metric_records(session: Session, owner: str, ids: Sequence[str], prepa
     if not found:
         return
     discount(session, where)  # out of the daily rollup first: a plain DELETE (pruning) would keep them there
+    # Their keys go too: a record removed here was never counted, so the same one sent again is not a duplicate.
+    keys = USAGE_KEYS.c
+    stored = sa.select(u.record_id).where(where)
+    session.execute(
+        sa.delete(USAGE_KEYS).where(keys.owner == owner, keys.source == METRIC_SOURCE, keys.record_id.in_(stored))
+    )
     session.execute(sa.delete(USAGE).where(where))
     prepared.repos |= {row.repo for row in found}
     _refresh(session, {(row.pr_repo, row.pr_number) for row in found if row.pr_number is not None})

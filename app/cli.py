@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_import_arguments(source_parser, source)
         source_parser.set_defaults(func=cmd_import)
 
+    from app.retention_cli import add_arguments as add_prune_arguments
+
+    add_prune_arguments(commands)
+
     from app.local.hooks_cli import add_arguments as add_hooks_arguments
 
     add_hooks_arguments(commands)

@@ -91,6 +91,15 @@ def migrate(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+    if url.startswith("postgresql"):
+        from app.partitions import ensure_ahead
+
+        engine = create_db_engine(url)
+        try:
+            with engine.begin() as connection:
+                ensure_ahead(connection)  # the months ahead exist before the first record of each arrives
+        finally:
+            engine.dispose()
 
 
 def chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:

@@ -22,7 +22,7 @@ from app.db import as_utc, utcnow
 from app.money import from_nanousd
 from app.people import logins_of
 from app.pull_outcomes import pull_outcome_facts
-from app.pull_spend import counted_usage, pull_spend_of
+from app.pull_spend import pull_spend_of
 from app.repo_config import ConfigResult, parse_repo_config
 from app.repo_state import pull_labels
 from app.report import PrState, PullRequestInfo, Push, ReportFacts, ReviewInfo
@@ -118,7 +118,7 @@ def gather_facts(
     )
     spend = pull_spend_of(session, pull, pushes)
     config = repo_config(session, repo)
-    outcome = pull_outcome_facts(session, pull=pull, where=counted_usage(repo, number))
+    outcome = pull_outcome_facts(session, pull=pull)
     return ReportFacts(
         pr=pull_info(pull),
         totals=spend.totals,

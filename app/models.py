@@ -274,3 +274,58 @@ class UsageDay(SQLModel, table=True):
     cache_write_lo: int = Field(sa_type=sa.BigInteger)
     output_hi: int = Field(sa_type=sa.BigInteger)
     output_lo: int = Field(sa_type=sa.BigInteger)
+
+
+class PrunedSpend(SQLModel, table=True):
+    """What `tokentrail prune` removed from a PR's figures (app.retention): the PR's counted records of pruned days,
+    summed per model, actor, source and the push interval and review phase they fell in. The rollup rewrite and the
+    raw reads add these rows to what the remaining records give, so a PR's figures survive pruning. The interval
+    and phase are found again from `first_at` (every later push or review comes after it)."""
+
+    __tablename__ = "usage_pruned"
+    __table_args__ = (sa.Index(None, "repo", "number"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    repo: str = Field(sa_type=sa.String(200))
+    number: int
+    model: str = Field(sa_type=sa.String(255))
+    provider: str | None = Field(default=None, sa_type=sa.String(64))
+    actor: str | None = Field(default=None, sa_type=sa.String(255))
+    agent: str | None = Field(default=None, sa_type=sa.String(100))
+    source: str = Field(sa_type=sa.String(32))
+    also_seen_by: str | None = Field(default=None, sa_type=sa.String(255))
+    first_at: datetime = Field(sa_type=utc_column())
+    records: int = Field(sa_type=sa.BigInteger)
+    unpriced: int = Field(sa_type=sa.BigInteger)
+    cost_nanousd: int = Field(sa_type=sa.BigInteger)
+    input_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_read_tokens: int = Field(sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(sa_type=sa.BigInteger)
+    output_tokens: int = Field(sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(sa_type=sa.BigInteger)
+
+
+class PrunedSession(SQLModel, table=True):
+    """A session of a PR's pruned records: the PR's distinct sessions count these with its remaining records'."""
+
+    __tablename__ = "usage_pruned_sessions"
+
+    repo: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    number: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    session_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+
+
+class UsageKey(SQLModel, table=True):
+    """The dedupe key (owner, source, record_id) of a record, kept after the record itself is pruned: the same
+    record sent again is a duplicate and cannot come back (app.retention)."""
+
+    __tablename__ = "usage_keys"
+
+    owner: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
+    source: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    record_id: str = Field(sa_column=sa.Column(sa.String(255), primary_key=True))
+    usage_pk: int = Field(sa_type=sa.BigInteger)
+    timestamp: datetime = Field(sa_type=utc_column())

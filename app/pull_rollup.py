@@ -8,7 +8,8 @@ reads aggregate the records instead (app.pull_spend). Each rewrite is one GROUP 
 per change instead of once per read. Only `pull_spend` is written, never `pull_requests`: a refresh holds the PR's
 row lock while it waits for the repository's matching lock, so matching must not wait for that row (PostgreSQL).
 
-`rebuild_all` fills every PR's rollup in a few set-based statements (migration 0014, bench/history.py).
+`rebuild_all` fills every PR's rollup in a few set-based statements (migration 0014, bench/history.py) from the
+records alone: it is for histories that were never pruned (`refresh_pull_spend` adds what pruning carried).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.counted_spend import GROUPED, TOKEN_NAMES, counted_rows, counted_totals
 from app.exact_sum import MAX_BIGINT
-from app.pull_spend import TOKEN_NAMES, counted_usage, push_digest, push_interval, totals_columns
-from app.tables import PULL_SPEND, PUSHES, USAGE
+from app.pull_spend import push_digest, push_interval
+from app.tables import PULL_SPEND, PUSHES
 
-GROUPED = ("model", "provider", "actor", "agent", "source", "also_seen_by")
 _FIGURES = ("first_at", "records", "unpriced", "cost_nanousd", *TOKEN_NAMES)
 _COLUMNS = ("repo", "number", *GROUPED, "push_interval", "pr_sessions", "pushes_digest", *_FIGURES)
 
@@ -41,31 +42,25 @@ def refresh_pull_spend(session: Session, keys: Iterable[tuple[str, int]]) -> Non
             )
         )
         session.execute(sa.delete(PULL_SPEND).where(PULL_SPEND.c.repo == repo, PULL_SPEND.c.number == number))
-        where = counted_usage(repo, number)
-        inner = (
-            sa.select(
-                *(USAGE.c[name] for name in GROUPED),
-                push_interval(bounds).label("push_interval"),
-                USAGE.c.timestamp,
-                USAGE.c.cost_nanousd,
-                *(USAGE.c[name] for name in TOKEN_NAMES),
-            )
-            .where(where)
-            .subquery()
-        )
+        rows = counted_rows(repo, number)  # the PR's records and what pruning carried for it (app.retention)
+        inner = sa.select(
+            *(rows.c[name] for name in GROUPED),
+            push_interval(bounds, rows.c.at).label("push_interval"),
+            *(rows.c[name] for name in ("at", "records", "unpriced", "cost_nanousd", *TOKEN_NAMES)),
+        ).subquery()
         keys_of = [inner.c[name] for name in (*GROUPED, "push_interval")]
-        total = session.execute(sa.select(*totals_columns()).where(where)).one()
+        total, sessions = counted_totals(session, repo=repo, number=number)
         if any(int(getattr(total, name)) > MAX_BIGINT for name in ("cost", *TOKEN_NAMES)):
             continue  # past what a bigint holds (records at the limits): no rollup, reads sum the records exactly
         grouped = sa.select(
             sa.literal(repo, sa.String),
             sa.literal(number, sa.Integer),
             *keys_of,
-            sa.literal(int(total.sessions), sa.Integer),
+            sa.literal(sessions, sa.Integer),
             sa.literal(push_digest(bounds), sa.String),
-            sa.func.min(inner.c.timestamp),
-            sa.func.count(),
-            sa.func.count().filter(inner.c.cost_nanousd.is_(None)),
+            sa.func.min(inner.c.at),
+            sa.func.sum(inner.c.records),
+            sa.func.sum(inner.c.unpriced),
             sa.func.coalesce(sa.func.sum(inner.c.cost_nanousd), 0),
             *(sa.func.coalesce(sa.func.sum(inner.c[name]), 0) for name in TOKEN_NAMES),
         ).group_by(*keys_of)

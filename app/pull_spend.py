@@ -21,13 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.counted_spend import TOKEN_NAMES, counted_rows, counted_totals, counted_usage, figure_columns
 from app.db import as_utc
 from app.exact_sum import exact_sum
 from app.money import from_nanousd
 from app.report import ActorSpend, ModelSpend, Push, SourceSpend, SpendPoint, SpendTotals
 from app.tables import PULL_SPEND, USAGE
 
-TOKEN_NAMES = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+__all__ = ["TOKEN_NAMES", "counted_usage"]  # names other modules read from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +50,11 @@ def push_digest(pushed_at: Iterable[Any]) -> str:
     return hashlib.sha256(",".join(moment.isoformat() for moment in moments).encode()).hexdigest()
 
 
-def counted_usage(repo: str, number: int) -> Any:
-    """The records a PR's figures hold: a record matched without its owner's consent to another owner's PR never
-    counts on it (DESIGN §5)."""
-    return sa.and_(USAGE.c.pr_repo == repo, USAGE.c.pr_number == number, USAGE.c.pr_private.is_(False))
-
-
-def push_interval(bounds: Sequence[Any]) -> Any:
-    """How many of the (sorted) push times come before a record: the record's interval between pushes."""
+def push_interval(bounds: Sequence[Any], at: Any = USAGE.c.timestamp) -> Any:
+    """How many of the (sorted) push times come before a record (`at`: its time): its interval between pushes."""
     if not bounds:
         return sa.literal(0)
-    return sa.case(*((USAGE.c.timestamp <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
+    return sa.case(*((at <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
 
 
 def _sources(rows: Iterable[Any]) -> tuple[SourceSpend, ...]:
@@ -176,48 +171,24 @@ class _Row:
 # -- from the records --------------------------------------------------------------------------------------------------
 
 
-def _spend_columns() -> list[Any]:
-    return [
-        sa.func.count().label("records"),
-        sa.func.count().filter(USAGE.c.cost_nanousd.is_(None)).label("unpriced"),
-        sa.func.coalesce(exact_sum(USAGE.c.cost_nanousd), 0).label("cost"),
-    ]
-
-
-def _tokens() -> list[Any]:
-    return [sa.func.coalesce(exact_sum(USAGE.c[name]), 0).label(name) for name in TOKEN_NAMES]
-
-
-def totals_columns() -> list[Any]:
-    """The PR's totals, exact past 2^63 (app.exact_sum)."""
-    return [
-        *_spend_columns(),
-        *_tokens(),
-        sa.func.count(sa.distinct(USAGE.c.session_id)).label("sessions"),
-        sa.func.count(sa.distinct(USAGE.c.agent)).label("agents"),
-    ]
-
-
 def raw_pull_spend(session: Session, *, repo: str, number: int, pushes: Sequence[Push]) -> PullSpend:
-    """The four aggregates straight from the PR's usage records."""
-    where = counted_usage(repo, number)
-    total = session.execute(sa.select(*totals_columns()).where(where)).one()
+    """The four aggregates straight from the PR's usage records (and what pruning carried for it)."""
+    rows = counted_rows(repo, number)
+    total, sessions = counted_totals(session, repo=repo, number=number)
     by_model = session.execute(
-        sa.select(USAGE.c.model, USAGE.c.provider, *_spend_columns(), *_tokens())
-        .where(where)
-        .group_by(USAGE.c.model, USAGE.c.provider)
-        .order_by(USAGE.c.model, USAGE.c.provider)
+        sa.select(rows.c.model, rows.c.provider, *figure_columns(rows))
+        .group_by(rows.c.model, rows.c.provider)
+        .order_by(rows.c.model, rows.c.provider)
     ).all()
     by_actor = session.execute(
-        sa.select(USAGE.c.actor, USAGE.c.agent, *_spend_columns())
-        .where(where)
-        .group_by(USAGE.c.actor, USAGE.c.agent)
-        .order_by(USAGE.c.actor, USAGE.c.agent)
+        sa.select(rows.c.actor, rows.c.agent, *figure_columns(rows))
+        .group_by(rows.c.actor, rows.c.agent)
+        .order_by(rows.c.actor, rows.c.agent)
     ).all()
     by_source = session.execute(
-        sa.select(USAGE.c.source, USAGE.c.also_seen_by, *_spend_columns())
-        .where(where)
-        .group_by(USAGE.c.source, USAGE.c.also_seen_by)
+        sa.select(rows.c.source, rows.c.also_seen_by, *figure_columns(rows)).group_by(
+            rows.c.source, rows.c.also_seen_by
+        )
     ).all()
     return PullSpend(
         totals=SpendTotals(
@@ -229,7 +200,7 @@ def raw_pull_spend(session: Session, *, repo: str, number: int, pushes: Sequence
             cache_write_tokens=int(total.cache_write_tokens),
             output_tokens=int(total.output_tokens),
             reasoning_tokens=int(total.reasoning_tokens),
-            sessions=int(total.sessions),
+            sessions=sessions,
             agents=int(total.agents),
         ),
         by_model=tuple(
@@ -248,29 +219,28 @@ def raw_pull_spend(session: Session, *, repo: str, number: int, pushes: Sequence
         ),
         by_actor=tuple(ActorSpend(row.actor, row.agent, int(row.records), _usd(row.cost)) for row in by_actor),
         by_source=_sources(by_source),
-        spend_points=_spend_points(session, where, pushes),
+        spend_points=_spend_points(session, rows, pushes),
     )
 
 
-def _spend_points(session: Session, where: Any, pushes: Sequence[Push]) -> tuple[SpendPoint, ...]:
+def _spend_points(session: Session, rows: Any, pushes: Sequence[Push]) -> tuple[SpendPoint, ...]:
     """Spend grouped by push interval in SQL: one point per interval, at the interval's first record. (A subquery
     names the interval: PostgreSQL would not see two renderings of the bound CASE as one GROUP BY expression.)"""
-    bucketed = (
+    bucketed = sa.select(
+        push_interval(sorted(p.pushed_at for p in pushes), rows.c.at).label("bucket"),
+        rows.c.at,
+        rows.c.records,
+        rows.c.cost_nanousd,
+    ).subquery()
+    found = session.execute(
         sa.select(
-            push_interval(sorted(p.pushed_at for p in pushes)).label("bucket"), USAGE.c.timestamp, USAGE.c.cost_nanousd
-        )
-        .where(where)
-        .subquery()
-    )
-    rows = session.execute(
-        sa.select(
-            sa.func.min(bucketed.c.timestamp).label("first"),
-            sa.func.count().label("records"),
+            sa.func.min(bucketed.c.at).label("first"),
+            sa.func.coalesce(exact_sum(bucketed.c.records), 0).label("records"),
             sa.func.coalesce(exact_sum(bucketed.c.cost_nanousd), 0).label("cost"),
         ).group_by(bucketed.c.bucket)
     ).all()
     points = (
-        SpendPoint(timestamp=as_utc(row.first), cost_usd=_usd(row.cost), records=int(row.records)) for row in rows
+        SpendPoint(timestamp=as_utc(row.first), cost_usd=_usd(row.cost), records=int(row.records)) for row in found
     )
     return tuple(sorted(points, key=lambda point: point.timestamp))
 

@@ -8,9 +8,10 @@ Two rules make a record count once:
   answered as a duplicate.
 
 This is the hot path of the product (every model call of a company passes here), so it skips what costs per row:
-rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL), not ORM objects, and
-every lookup is one query per batch, never one per record. Batches without call ids (the canonical API's usual
-shape) pay for none of the call bookkeeping.
+rows are plain tuples sent through the driver's executemany (SQLite) or COPY (PostgreSQL; app.usage_write), not ORM
+objects, and every lookup is one query per batch, never one per record. Batches without call ids (the canonical
+API's usual shape) pay for none of the call bookkeeping. The keys of pruned records (`usage_keys`, app.retention)
+still answer as duplicates.
 """
 
 from __future__ import annotations
@@ -32,33 +33,9 @@ from app.group_commit import group_for
 from app.pricing import price_nanousd
 from app.pull_rollup import refresh_pull_spend
 from app.records import UsageRecord
-from app.tables import USAGE, USAGE_CALLS
+from app.tables import USAGE, USAGE_CALLS, USAGE_KEYS
+from app.usage_write import write_postgres, write_sqlite
 
-COLUMNS = (
-    "source", "record_id", "timestamp", "provider", "model", "input_tokens", "cache_read_tokens",
-    "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_nanousd", "cost_reported", "owner", "repo",
-    "branch", "commit", "pr", "actor", "agent", "session_id", "received_at", "call_id", "share_upstream",
-    "also_seen_by",
-)  # fmt: skip
-_QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)
-_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-_UPDATED = (*_TOKENS, "reasoning_tokens", "cost_nanousd", "cost_reported")
-
-
-def _total(prefix: str) -> str:
-    return " + ".join(f"{prefix}.{name}" for name in _TOKENS)
-
-
-# A grown record is matched again (matched_at NULL): its pull request's totals changed, so the worker refreshes it.
-_ON_CONFLICT = (
-    "ON CONFLICT (owner, source, record_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _UPDATED)
-    + ", matched_at = NULL"
-    + f" WHERE {_total('excluded')} > {_total('usage')}"
-)
-_SQLITE_INSERT = f"INSERT INTO usage ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))}) {_ON_CONFLICT}"
-_PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS usage_incoming (LIKE usage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-_PG_INSERT = f"INSERT INTO usage ({_QUOTED}) SELECT {_QUOTED} FROM usage_incoming {_ON_CONFLICT}"
 _CALLS_INSERT = "INSERT INTO usage_calls (owner, call_id, usage_pk) VALUES ({}) ON CONFLICT DO NOTHING"
 
 
@@ -154,14 +131,18 @@ def _dedupe_calls_in_batch(batch: _Batch) -> None:
     batch.items = kept
 
 
+_ATTRIBUTION = (USAGE.c.repo, USAGE.c.branch, USAGE.c.commit, USAGE.c.pr)
+
+
 def _stored_calls(session: Session, owner: str, call_ids: Sequence[str]) -> dict[str, Any]:
-    """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by)."""
+    """call id -> the stored record it belongs to (pk, source, record_id, attribution, also_seen_by); a call whose
+    record was pruned (app.retention) keeps its id, with `source` None."""
     u, c = USAGE.c, USAGE_CALLS.c
     found: dict[str, Any] = {}
     for chunk in chunks(sorted(set(call_ids))):
         query = (
-            sa.select(c.call_id, u.pk, u.source, u.record_id, u.repo, u.branch, u.commit, u.pr, u.also_seen_by)
-            .select_from(USAGE_CALLS.join(USAGE, u.pk == c.usage_pk))
+            sa.select(c.call_id, c.usage_pk.label("pk"), u.source, u.record_id, *_ATTRIBUTION, u.also_seen_by)
+            .select_from(USAGE_CALLS.outerjoin(USAGE, u.pk == c.usage_pk))
             .where(c.owner == owner, c.call_id.in_(chunk))
         )
         found.update((row.call_id, row) for row in session.execute(query))
@@ -179,6 +160,8 @@ def _drop_stored_calls(session: Session, batch: _Batch) -> None:
         if row is None or (row.source, row.record_id) == (record.source, record.id):
             kept.append((record, priced))  # a new call, or this very record sent again
             continue
+        if row.source is None:
+            continue  # a call of a pruned day: counted once already, nothing left to fill in
         fill = batch.fills.get(row.pk)
         if fill is None:
             have = Attribution(repo=row.repo, branch=row.branch, commit=row.commit, pr=row.pr)
@@ -236,6 +219,23 @@ def _keys_present(session: Session, owner: str, keys: Sequence[tuple[str, str]])
     return present
 
 
+def _drop_pruned(session: Session, batch: _Batch) -> None:
+    """SQLite: records whose key outlived their pruned record (`usage_keys`, app.retention) are duplicates, never
+    stored again. (On PostgreSQL `usage_keys` holds every record's key and the write itself finds them,
+    app.usage_write.)"""
+    k = USAGE_KEYS.c
+    by_source: dict[str, set[str]] = {}
+    for record, _ in batch.items:
+        by_source.setdefault(record.source, set()).add(record.id)
+    pruned: set[tuple[str, str]] = set()
+    for source, record_ids in by_source.items():
+        for chunk in chunks(sorted(record_ids)):
+            query = sa.select(k.record_id).where(k.owner == batch.owner, k.source == source, k.record_id.in_(chunk))
+            pruned.update((source, record_id) for (record_id,) in session.execute(query))
+    if pruned:
+        batch.items = [(record, priced) for record, priced in batch.items if (record.source, record.id) not in pruned]
+
+
 def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], int]) -> int:
     """Record the call ids of the records just written. When another request stored the same call first (two
     transactions at once on PostgreSQL), the record of this one that is new is removed again and counted as a
@@ -244,6 +244,9 @@ def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], in
     if not with_calls:
         return 0
     pks = _keys_present(session, batch.owner, [(r.source, r.id) for r in with_calls])
+    with_calls = [r for r in with_calls if (r.source, r.id) in pks]  # not a pruned record sent again (PostgreSQL)
+    if not with_calls:
+        return 0
     rows = [(batch.owner, call_id, pks[(r.source, r.id)]) for r in with_calls for call_id in r.call_ids]
     connection = session.connection()
     marks = "?, ?, ?" if connection.dialect.name == "sqlite" else "%s, %s, %s"
@@ -263,39 +266,6 @@ def _map_calls(session: Session, batch: _Batch, before: dict[tuple[str, str], in
     return lost
 
 
-def _write_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> int:
-    # The rows each statement inserted or updated (a skipped conflict counts nothing); unlike the connection's
-    # total_changes, not the rows the daily rollup's triggers wrote (app.daily_rollup).
-    return int(session.connection().exec_driver_sql(_SQLITE_INSERT, rows).rowcount)
-
-
-def _copy(driver: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({_QUOTED}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _write_postgres(session: Session, rows: list[tuple[Any, ...]]) -> int:
-    """COPY straight into `usage` when every record is new (the usual case: one statement, as fast as the database
-    writes); when one is not, that COPY fails on the unique key, is rolled back to its savepoint, and the batch goes
-    through a session-local staging table and one INSERT … SELECT with the conflict rule instead."""
-    connection = session.connection()
-    driver: Any = connection.connection.dbapi_connection
-    savepoint = connection.begin_nested()
-    try:
-        _copy(driver, "usage", rows)
-    except psycopg.errors.UniqueViolation:
-        savepoint.rollback()
-    else:
-        savepoint.commit()
-        return len(rows)
-    connection.exec_driver_sql(_PG_STAGE)
-    _copy(driver, "usage_incoming", rows)
-    result = connection.exec_driver_sql(_PG_INSERT)
-    connection.exec_driver_sql("TRUNCATE usage_incoming")
-    return int(result.rowcount)
-
-
 def _write_batch(session: Session, batch: _Batch) -> int:
     """Write one request's batch in the caller's transaction; returns the rows inserted or grown."""
     if batch.prepare is not None:
@@ -303,6 +273,8 @@ def _write_batch(session: Session, batch: _Batch) -> int:
     sqlite = session.get_bind().dialect.name == "sqlite"
     batch.items, parked, released = session_join.join(session, batch.owner, batch.items)
     _dedupe_calls_in_batch(batch)  # after the join has numbered the calls agents name by their token counts
+    if sqlite:
+        _drop_pruned(session, batch)
     has_calls = any(record.call_ids for record, _ in batch.items)
     before: dict[tuple[str, str], int] = {}
     if has_calls:
@@ -314,7 +286,7 @@ def _write_batch(session: Session, batch: _Batch) -> int:
              sqlite=sqlite)
         for record, priced in batch.items
     ]  # fmt: skip
-    written = (_write_sqlite(session, rows) if sqlite else _write_postgres(session, rows)) if rows else 0
+    written = (write_sqlite(session, rows) if sqlite else write_postgres(session, rows)) if rows else 0
     if has_calls:
         written -= _map_calls(session, batch, before)
     if batch.fills:

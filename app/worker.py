@@ -20,7 +20,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import jobs, metrics, repo_state
+from app import jobs, metrics, partitions, repo_state
 from app.apply_event import apply_event
 from app.db import utcnow
 from app.events import Ignored, parse_event
@@ -116,7 +116,7 @@ class Worker:
         return ran
 
     def run_forever(self, stop: threading.Event, wake: threading.Event) -> None:
-        next_purge = 0.0
+        next_purge = next_partitions = 0.0
         while not stop.is_set():
             if self.heartbeat is not None:
                 self.heartbeat.beat()
@@ -125,6 +125,10 @@ class Worker:
                     with self.factory() as session, session.begin():
                         jobs.purge_done(session)
                     next_purge = time.monotonic() + 600
+                if time.monotonic() > next_partitions:  # at start, then daily: next months' partitions of usage
+                    with self.factory() as session, session.begin():
+                        partitions.ensure_ahead(session.connection())
+                    next_partitions = time.monotonic() + 86_400
                 if self.run_once():
                     continue
                 with self.factory() as session:

@@ -492,6 +492,15 @@ def load(database_url: str, history: History, records: int, *, pending: float = 
         counts = load_sqlite(database_url.split("///", 1)[1], history, records, pending=pending)
     else:
         counts = load_postgres(database_url, history, records, pending=pending)
+    if not database_url.startswith("sqlite"):
+        from app.partitions import adopt_default
+
+        with engine.begin() as connection:  # the months of the history get their partitions, every record its key
+            adopt_default(connection)
+            connection.exec_driver_sql(
+                'INSERT INTO usage_keys (owner, source, record_id, usage_pk, "timestamp") '
+                'SELECT owner, source, record_id, pk, "timestamp" FROM usage ON CONFLICT DO NOTHING'
+            )
     # The per-PR rollup groups the worker keeps through matching (app.pull_rollup) and the daily rollup the
     # triggers keep (app.daily_rollup), each in one set-based pass.
     with engine.begin() as connection:

@@ -68,9 +68,8 @@ REVIEWS_ = [
 
 def test_sql_buckets_equal_the_record_by_record_split(factory: sessionmaker[Session]) -> None:
     _seed(factory, RECORDS, REVIEWS_)
-    where = sa.and_(USAGE.c.pr_repo == REPO, USAGE.c.pr_number == 7)
     with factory() as session:
-        found = review_phases(session, repo=REPO, number=7, where=where)
+        found = review_phases(session, repo=REPO, number=7)
     expected = split_records([(at, D(cost)) for at, cost in RECORDS], REVIEWS_)
     assert found == expected
     assert (found.before_review, found.rounds, found.after_approval) == (D(3), (D("3.1"), D("2.26")), D(1))

@@ -6,7 +6,7 @@ that number is recorded, so a session that spans the upgrade still meets its oth
 Telemetry still waiting for its session is numbered in arrival order, as the store would have numbered it.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-11-30 07:40:00.000000
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 
 
 revision: str = '0019'
-down_revision: str | None = '0017'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
