@@ -27,6 +27,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 QUERY = f"since={PERIOD['since']}&until={PERIOD['until']}"
 # No chart ranks people by spend (issue 15): authors are a table by name, with outcomes beside spend.
 OVERVIEW_CHARTS = ["chart-spend", "chart-outcomes", "chart-merged", "chart-agents", "chart-branches"]
+# A repository's page also draws the weekly share of its spend that went into review rounds.
+REPO_CHARTS = [*OVERVIEW_CHARTS[:3], "chart-review-loops", *OVERVIEW_CHARTS[3:]]
 
 
 def chromium(profile: Path, *arguments: str) -> str:
@@ -99,8 +101,8 @@ def test_dashboard_in_chromium(server: LiveServer, factory: sessionmaker[Session
     assert 'data-figure="per-line">$0.00522<' in dom
     for outcome, (cost, _) in WIDGETS_EXPECTED["outcomes"].items():
         assert f'data-outcome="{outcome}">{format_usd(Decimal(cost))}<' in dom
-    assert _svgs(dom) == OVERVIEW_CHARTS
-    assert dom.count('<title id="chart-') == len(OVERVIEW_CHARTS)
+    assert _svgs(dom) == REPO_CHARTS
+    assert dom.count('<title id="chart-') == len(REPO_CHARTS)
     assert "demo mode" in dom
     # What ships, per agent and model: every row of the JSON, greyed out under 5 PRs (all of the seed's are)
     assert body["by_agent_model"] and '<table class="routing">' in dom

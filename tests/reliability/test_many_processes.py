@@ -184,7 +184,9 @@ def _advisory_holders(database_url: str) -> list[int]:
             rows = connection.execute(
                 sa.text(
                     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = :high AND objid = :low AND objsubid = 1"
+                    "AND classid = :high AND objid = :low AND objsubid = 1 "
+                    # this test's database only: servers of other databases elect their own workers
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"high": ADVISORY_KEY >> 32, "low": ADVISORY_KEY & 0xFFFF_FFFF},
             ).all()
